@@ -1,0 +1,70 @@
+"""What every flow shares: Prefect environment set-up, progress reporting, shard splitting."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import TypeVar
+
+from loraforge.catalog.models import Task
+from loraforge.config import Settings
+from loraforge.stages.context import Context
+
+T = TypeVar("T")
+
+
+def configure_prefect(settings: Settings) -> None:
+    """Point Prefect at the configured server (else ephemeral) before any flow runs."""
+    if settings.prefect_api_url:
+        os.environ["PREFECT_API_URL"] = settings.prefect_api_url
+    # Analytics in the ephemeral server cause "database is locked" errors (ENVIRONMENT.md).
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The ephemeral server's 20 s start budget is too tight on a busy 2-core laptop.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def shards(items: Sequence[T], size: int) -> list[list[T]]:
+    return [list(items[start : start + size]) for start in range(0, len(items), size)] or [[]]
+
+
+class ProgressReporter:
+    """Turns 'n items finished' callbacks into task-row updates and a Prefect progress artifact.
+
+    Progress is written as an absolute count (shard offset + done in shard), so a retried shard
+    does not count its items twice. Writes are throttled to a few per second.
+    """
+
+    def __init__(self, ctx: Context, task_id: str, *, offset: int, artifact_id: object | None = None) -> None:
+        self.ctx, self.task_id, self.offset, self.artifact_id = ctx, task_id, offset, artifact_id
+        self.done_in_shard = 0
+        self._last_write = 0.0
+
+    def __call__(self, finished: int) -> None:
+        self.done_in_shard += finished
+        now = time.monotonic()
+        if now - self._last_write >= 0.3:
+            self._last_write = now
+            self.flush()
+
+    def flush(self) -> None:
+        with self.ctx.catalog.session() as session:
+            task = session.get(Task, self.task_id)
+            if task is None:
+                return
+            task.done = min(self.offset + self.done_in_shard, task.total or 0)
+            task.progress = task.done / task.total if task.total else 0.0
+            progress = task.progress
+        if self.artifact_id is not None:
+            from prefect.artifacts import update_progress_artifact
+
+            update_progress_artifact(self.artifact_id, progress=round(progress * 100, 1))  # type: ignore[arg-type]
+
+
+def new_progress_artifact(kind: str, dataset: str) -> object | None:
+    from prefect.artifacts import create_progress_artifact
+
+    try:
+        return create_progress_artifact(progress=0.0, description=f"{kind} of dataset {dataset}")
+    except Exception:  # noqa: BLE001 - progress display must never fail the work
+        return None

@@ -1,0 +1,102 @@
+"""The `ingest` flow: list the sources, then one retryable task per shard whose pictures run on Ray."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from flows._common import ProgressReporter, new_progress_artifact, shards
+from loraforge.catalog import queries
+from loraforge.sources import enumerate_sources
+from loraforge.stages.context import open_context
+from loraforge.stages.ingest import IngestStage, IngestSummary, existing_sha256, record_ingest
+from ray_tasks import run_stage
+
+
+@task(name="ingest-shard", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def ingest_shard(
+    dataset_id: str, task_id: str, items: list[dict[str, Any]], offset: int, artifact_id: Any = None
+) -> IngestSummary:
+    """Ingest one shard. Re-running it (a retry) adds nothing that is already stored."""
+    ctx = open_context()
+    with ctx.catalog.session() as session:
+        known = frozenset(existing_sha256(session, dataset_id))
+    stage = IngestStage(
+        store_config=ctx.store_config,
+        limits=ctx.source_limits,
+        max_pixels=ctx.settings.max_image_pixels,
+        known_sha256=known,
+    )
+    reporter = ProgressReporter(ctx, task_id, offset=offset, artifact_id=artifact_id)
+    results = run_stage(
+        stage, items, executor=ctx.settings.executor, on_progress=reporter,
+        ray_address=ctx.settings.ray_address, ray_num_cpus=ctx.settings.ray_num_cpus,
+    )
+    with ctx.catalog.session() as session:
+        summary = record_ingest(session, dataset_id, results)
+    reporter.flush()
+    return summary
+
+
+@flow(name="ingest")
+def ingest_flow(
+    sources: list[str],
+    dataset: str,
+    workspace: str = queries.DEFAULT_WORKSPACE,
+    task_id: str | None = None,
+    shard_size: int | None = None,
+) -> dict[str, Any]:
+    """Store every picture of the sources in the dataset; returns the ingest summary."""
+    ctx = open_context()
+    items = enumerate_sources(sources, ctx.source_limits)
+    with ctx.catalog.session() as session:
+        dataset_id = queries.get_or_create_dataset(session, dataset, workspace).id
+        task_id = start_task(session, task_id, kind="ingest", dataset_id=dataset_id, total=len(items),
+                             params={"sources": sources})
+    artifact_id = new_progress_artifact("ingest", dataset)
+    summary = IngestSummary()
+    size = shard_size or ctx.settings.shard_size
+    try:
+        offset = 0
+        for shard in shards(items, size):
+            summary.merge(ingest_shard(dataset_id, task_id, shard, offset, artifact_id))
+            offset += len(shard)
+    except BaseException as exc:
+        with ctx.catalog.session() as session:
+            queries.finish_task(session, task_id, status="FAILED", error=str(exc))
+        raise
+    result = {"dataset": dataset, "task_id": task_id, **summary.to_dict()}
+    with ctx.catalog.session() as session:
+        queries.finish_task(session, task_id, status="COMPLETED", result=result)
+    publish_failures_table(summary)
+    return result
+
+
+def start_task(session: Any, task_id: str | None, *, kind: str, dataset_id: str, total: int,
+               params: dict[str, Any]) -> str:
+    """Mark the caller's pre-created task row running, or create one; records the Prefect run id."""
+    from datetime import UTC, datetime
+
+    from loraforge.catalog.models import Task
+
+    run_id = str(flow_run.id) if flow_run.id else None
+    existing = session.get(Task, task_id) if task_id else None
+    if existing is None:
+        return queries.create_task(session, kind=kind, dataset_id=dataset_id, total=total, params=params,
+                                   orchestrator_run_id=run_id).id
+    existing.status, existing.total, existing.dataset_id = "RUNNING", total, dataset_id
+    existing.orchestrator_run_id, existing.started_at = run_id, datetime.now(UTC)
+    return existing.id
+
+
+def publish_failures_table(summary: IngestSummary) -> None:
+    from prefect.artifacts import create_table_artifact
+
+    rows = summary.failed + [
+        {"filename": d["filename"], "reason": f"exact duplicate of {d['duplicate_of']}"} for d in summary.duplicates
+    ]
+    if rows:
+        create_table_artifact(table=rows, key="ingest-skipped", description="Pictures not added, with reasons")

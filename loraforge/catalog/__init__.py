@@ -1,0 +1,5 @@
+"""The catalog: SQLAlchemy models, sessions, migrations and queries."""
+
+from loraforge.catalog.db import Catalog
+
+__all__ = ["Catalog"]

@@ -1,0 +1,188 @@
+"""SQLAlchemy 2 models of the catalog (DESIGN.md §3); the single source of truth for metadata."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+IdColumn = String(32)
+
+
+class Workspace(Base):
+    __tablename__ = "workspaces"
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    datasets: Mapped[list[Dataset]] = relationship(back_populates="workspace")
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("workspace_id", "name", name="uq_dataset_name"),)
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    trigger_word: Mapped[str | None] = mapped_column(String(200))
+    class_word: Mapped[str | None] = mapped_column(String(200))
+    target_model: Mapped[str] = mapped_column(String(16), default="sdxl")
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    workspace: Mapped[Workspace] = relationship(back_populates="datasets")
+
+
+class Image(Base):
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("dataset_id", "sha256", name="uq_image_sha256"),)
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    object_key: Mapped[str] = mapped_column(String(200))
+    original_filename: Mapped[str] = mapped_column(Text)
+    source_kind: Mapped[str] = mapped_column(String(16))
+    source_uri: Mapped[str] = mapped_column(Text)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(16))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    phash: Mapped[str | None] = mapped_column(String(64))
+    thumbnail_key: Mapped[str | None] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    status_manual: Mapped[bool] = mapped_column(Boolean, default=False)
+    duplicate_of: Mapped[str | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ImageMetadata(Base):
+    __tablename__ = "image_metadata"
+
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+
+
+class Caption(Base):
+    __tablename__ = "captions"
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    variant: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    source_model: Mapped[str | None] = mapped_column(String(300))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    edited: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Face(Base):
+    __tablename__ = "faces"
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    detector: Mapped[str] = mapped_column(String(50))
+    bbox: Mapped[list[Any]] = mapped_column(JSON)
+    score: Mapped[float] = mapped_column(Float)
+    landmarks: Mapped[list[Any] | None] = mapped_column(JSON)
+
+
+class Derivative(Base):
+    __tablename__ = "derivatives"
+    __table_args__ = (UniqueConstraint("image_id", "kind", "params_hash", name="uq_derivative"),)
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    target: Mapped[str | None] = mapped_column(String(50))
+    object_key: Mapped[str] = mapped_column(String(300))
+    box: Mapped[list[Any] | None] = mapped_column(JSON)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    params_hash: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(16), default="PENDING")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    orchestrator_run_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Export(Base):
+    __tablename__ = "exports"
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    format: Mapped[str] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(16), default="PENDING")
+    object_key: Mapped[str | None] = mapped_column(String(300))
+    manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    image_count: Mapped[int] = mapped_column(Integer, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Training(Base):
+    __tablename__ = "trainings"
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    export_id: Mapped[str] = mapped_column(ForeignKey("exports.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(50), default="replicate")
+    trainer_version: Mapped[str | None] = mapped_column(String(200))
+    destination: Mapped[str | None] = mapped_column(String(200))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="PENDING")
+    remote_id: Mapped[str | None] = mapped_column(String(100))
+    output_version: Mapped[str | None] = mapped_column(String(300))
+    weights_url: Mapped[str | None] = mapped_column(Text)
+    logs_tail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

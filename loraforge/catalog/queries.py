@@ -1,0 +1,106 @@
+"""Reusable catalog queries: workspaces, datasets and the tasks table that tracks progress."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from loraforge.catalog.models import Dataset, Image, Task, Workspace
+from loraforge.errors import InvalidInput, NotFound
+
+DEFAULT_WORKSPACE = "default"
+TARGET_MODELS = ("sd15", "sdxl", "flux")
+
+
+def get_or_create_workspace(session: Session, name: str = DEFAULT_WORKSPACE) -> Workspace:
+    workspace = session.scalar(select(Workspace).where(Workspace.name == name))
+    if workspace is None:
+        workspace = Workspace(name=name)
+        session.add(workspace)
+        session.flush()
+    return workspace
+
+
+def find_dataset(session: Session, name: str, workspace: str = DEFAULT_WORKSPACE) -> Dataset:
+    dataset = session.scalar(
+        select(Dataset).join(Workspace).where(Dataset.name == name, Workspace.name == workspace)
+    )
+    if dataset is None:
+        raise NotFound(f"dataset {name!r} not found in workspace {workspace!r}")
+    return dataset
+
+
+def get_or_create_dataset(
+    session: Session,
+    name: str,
+    workspace: str = DEFAULT_WORKSPACE,
+    *,
+    trigger_word: str | None = None,
+    class_word: str | None = None,
+    target_model: str | None = None,
+) -> Dataset:
+    """The named dataset, created when missing; given options update an existing one."""
+    if not name.strip():
+        raise InvalidInput("dataset name must not be empty")
+    if target_model is not None and target_model not in TARGET_MODELS:
+        raise InvalidInput(f"target model must be one of {', '.join(TARGET_MODELS)}, not {target_model!r}")
+    try:
+        dataset = find_dataset(session, name, workspace)
+    except NotFound:
+        ws = get_or_create_workspace(session, workspace)
+        dataset = Dataset(workspace_id=ws.id, name=name, target_model=target_model or "sdxl", settings={})
+        session.add(dataset)
+    if trigger_word is not None:
+        dataset.trigger_word = trigger_word
+    if class_word is not None:
+        dataset.class_word = class_word
+    if target_model is not None:
+        dataset.target_model = target_model
+    session.flush()
+    return dataset
+
+
+def dataset_images(session: Session, dataset_id: str, *, statuses: tuple[str, ...] | None = None) -> list[Image]:
+    query = select(Image).where(Image.dataset_id == dataset_id)
+    if statuses:
+        query = query.where(Image.status.in_(statuses))
+    return list(session.scalars(query.order_by(Image.original_filename, Image.id)))
+
+
+def create_task(
+    session: Session, *, kind: str, dataset_id: str | None, total: int, params: dict[str, Any],
+    orchestrator_run_id: str | None = None,
+) -> Task:
+    task = Task(
+        kind=kind, dataset_id=dataset_id, status="RUNNING", total=total, params=params,
+        orchestrator_run_id=orchestrator_run_id, started_at=datetime.now(UTC),
+    )
+    session.add(task)
+    session.flush()
+    return task
+
+
+def add_task_progress(session: Session, task_id: str, done_delta: int) -> Task:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    task.done = min(task.done + done_delta, task.total) if task.total else task.done + done_delta
+    task.progress = task.done / task.total if task.total else 1.0
+    return task
+
+
+def finish_task(
+    session: Session, task_id: str, *, status: str, result: dict[str, Any] | None = None, error: str | None = None
+) -> None:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    task.status = status
+    task.result = result
+    task.error = error
+    task.finished_at = datetime.now(UTC)
+    if status == "COMPLETED":
+        task.done, task.progress = task.total, 1.0

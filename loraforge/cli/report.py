@@ -1,0 +1,39 @@
+"""`loraforge report`: what the catalog holds for a dataset, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from loraforge.catalog import queries
+from loraforge.cli.main import app, handle_errors, out_console
+from loraforge.config import get_settings
+from loraforge.stages.context import open_context
+from loraforge.stages.report import dataset_report
+
+
+@app.command()
+@handle_errors
+def report(
+    dataset: str = typer.Option(..., "--dataset", "-d"),
+    workspace: str = typer.Option(queries.DEFAULT_WORKSPACE, "--workspace", "-w"),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+) -> None:
+    """List a dataset's images with their status, issues, captions and buckets."""
+    ctx = open_context(get_settings())
+    with ctx.catalog.session() as session:
+        data = dataset_report(session, queries.find_dataset(session, dataset, workspace))
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+        return
+    table = Table(title=f"{data['dataset']}: {len(data['images'])} images {data['counts']}")
+    for column in ("filename", "size", "status", "reason", "bucket", "caption"):
+        table.add_column(column, overflow="fold")
+    for image in data["images"]:
+        table.add_row(
+            image["filename"], f"{image['width']}x{image['height']}", image["status"],
+            image["status_reason"] or "", image["bucket"] or "", (image["caption"] or "")[:60],
+        )
+    out_console.print(table)

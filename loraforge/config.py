@@ -1,0 +1,113 @@
+"""One Settings class for every part of LoRA Forge, read from LORAFORGE_* variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from loraforge.errors import ConfigError
+
+ENV_PREFIX = "LORAFORGE_"
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Defaults give the embedded mode: SQLite, a local folder, local Ray."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    home: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("loraforge", appauthor=False)),
+        description="Data directory for the embedded catalog, objects and caches.",
+    )
+    catalog_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///<home>/catalog.sqlite3."
+    )
+    storage_url: str | None = Field(
+        default=None, description="file:///path or s3://bucket; default a folder <home>/objects."
+    )
+    s3_endpoint: str | None = Field(default=None, description="host:port of the S3/MinIO endpoint.")
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_secure: bool = Field(default=True, description="Use TLS to reach the S3 endpoint.")
+    s3_region: str | None = None
+    ray_address: str | None = Field(default=None, description="Ray cluster address; default: start locally.")
+    ray_num_cpus: int | None = Field(default=None, ge=1, description="CPUs for a locally started Ray.")
+    prefect_api_url: str | None = Field(default=None, description="Prefect API; default: ephemeral.")
+    model_dir: Path | None = Field(default=None, description="Folder holding offline model weights.")
+    executor: Literal["ray", "inline"] = Field(
+        default="ray", description="Where per-image work runs: a Ray cluster or this process."
+    )
+    shard_size: int = Field(default=1000, ge=1, le=100_000, description="Images per retryable task.")
+    max_image_pixels: int = Field(default=80_000_000, ge=1, description="Larger pictures are refused.")
+    max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1, description="Larger files are refused.")
+    max_zip_ratio: float = Field(default=200.0, gt=1, description="Refuse zip entries compressed beyond this.")
+    max_zip_total_bytes: int = Field(default=20 * 1024**3, ge=1, description="Cap on a zip's unpacked size.")
+    url_timeout_s: float = Field(default=20.0, gt=0)
+    url_max_redirects: int = Field(default=3, ge=0)
+    allow_private_urls: bool = Field(
+        default=False, description="Allow URL ingest from loopback and private networks."
+    )
+    api_token: str | None = Field(default=None, description="Bearer token the API requires, if set.")
+    api_url: str = Field(default="http://127.0.0.1:8000", description="Where the dashboard finds the API.")
+
+    @field_validator("catalog_url")
+    @classmethod
+    def _check_catalog_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("file://", "s3://")):
+            raise ValueError("must be file:///path or s3://bucket")
+        if value is not None and value.startswith("s3://") and len(value[5:].strip("/")) < 3:
+            raise ValueError("an S3 bucket name needs at least 3 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _check_s3(self) -> Settings:
+        if self.storage_url and self.storage_url.startswith("s3://") and not self.s3_endpoint:
+            raise ValueError(f"{ENV_PREFIX}S3_ENDPOINT is required when storage_url is s3://")
+        return self
+
+    @property
+    def resolved_catalog_url(self) -> str:
+        if self.catalog_url:
+            return normalise_postgres_url(self.catalog_url)
+        return f"sqlite:///{self.home / 'catalog.sqlite3'}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or f"file://{self.home / 'objects'}"
+
+
+def normalise_postgres_url(url: str) -> str:
+    """Point plain postgresql:// URLs at the psycopg 3 driver we ship."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning a validation failure into a ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "settings"
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {error['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Pure image functions on bytes, PIL images and numpy arrays."""

@@ -1,0 +1,173 @@
+"""Ingest: read, validate, hash and store each picture (worker side); record new images (driver side)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from loraforge.catalog.models import Image
+from loraforge.errors import InvalidInput
+from loraforge.imaging.decode import decode, image_facts, open_checked
+from loraforge.imaging.hashes import phash_hex, sha256_hex
+from loraforge.imaging.thumbnail import THUMBNAIL_SIDE, make_thumbnail
+from loraforge.sources import SourceLimits, read_source_item
+from loraforge.stages.base import Item, Resources, Result, error_result
+from loraforge.storage import ObjectStore, StoreConfig, open_store
+from loraforge.storage.keys import original_key, thumbnail_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestStage:
+    """Worker side of ingest. Items come from loraforge.sources.enumerate_sources."""
+
+    store_config: StoreConfig
+    limits: SourceLimits
+    max_pixels: int
+    known_sha256: frozenset[str] = frozenset()
+    """Bytes the dataset already holds: such items are recognised by hash and not decoded again."""
+
+    name: str = "ingest"
+    version: int = 1
+    resources: Resources = field(default_factory=lambda: Resources(num_cpus=1))
+    batch_size: int = 16
+    stateful: bool = False
+
+    def __post_init__(self) -> None:
+        self._store: ObjectStore | None = None
+
+    def setup(self) -> None:
+        if self._store is None:
+            self._store = open_store(self.store_config)
+
+    def process_batch(self, items: list[Item]) -> list[Result]:
+        self.setup()
+        zip_cache: dict[str, object] = {}
+        try:
+            return [self._process(item, zip_cache) for item in items]
+        finally:
+            for archive in zip_cache.values():
+                archive.close()  # type: ignore[attr-defined]
+
+    def _process(self, item: Item, zip_cache: dict[str, object]) -> Result:
+        if item.get("error"):
+            return item
+        try:
+            data = read_source_item(item, self.limits, zip_cache)
+            sha256 = sha256_hex(data)
+            if sha256 in self.known_sha256:
+                return {**item, "sha256": sha256, "already_present": True, "error": None}
+            return {**item, **self._store_picture(data, sha256), "already_present": False, "error": None}
+        except InvalidInput as exc:
+            return error_result(item, str(exc))
+        except Exception as exc:  # noqa: BLE001 - one bad picture must never fail the batch
+            log.exception("ingest failed for %s", item.get("filename"))
+            return error_result(item, f"unexpected error: {exc!r}")
+
+    def _store_picture(self, data: bytes, sha256: str) -> dict[str, Any]:
+        assert self._store is not None
+        opened = open_checked(data, max_pixels=self.max_pixels)
+        facts = image_facts(opened)
+        small = decode(opened, draft_size=(THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        thumb_key = thumbnail_key(sha256)
+        # Objects first, rows later: a crash leaves at worst an unreferenced object.
+        if not self._store.exists(thumb_key):
+            self._store.put(thumb_key, make_thumbnail(small), content_type="image/webp")
+        key = original_key(sha256)
+        if not self._store.exists(key):
+            self._store.put(key, data, content_type=f"image/{facts.format}")
+        return {
+            "sha256": sha256,
+            "object_key": key,
+            "thumbnail_key": thumb_key,
+            "width": facts.width,
+            "height": facts.height,
+            "format": facts.format,
+            "bytes": len(data),
+            "phash": phash_hex(small),
+        }
+
+
+@dataclass
+class IngestSummary:
+    """What one ingest run did, per outcome, with one reason per failure."""
+
+    found: int = 0
+    added: list[str] = field(default_factory=list)
+    duplicates: list[dict[str, str]] = field(default_factory=list)
+    already_present: list[str] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+    def merge(self, other: IngestSummary) -> None:
+        self.found += other.found
+        self.added += other.added
+        self.duplicates += other.duplicates
+        self.already_present += other.already_present
+        self.failed += other.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "found": self.found,
+            "added": len(self.added),
+            "exact_duplicates": len(self.duplicates),
+            "already_present": len(self.already_present),
+            "failed": len(self.failed),
+            "duplicate_files": self.duplicates,
+            "failures": self.failed,
+        }
+
+
+def existing_sha256(session: Session, dataset_id: str) -> dict[str, str]:
+    """sha256 -> original filename of every image the dataset holds."""
+    rows = session.execute(select(Image.sha256, Image.original_filename).where(Image.dataset_id == dataset_id))
+    return {sha: name for sha, name in rows}
+
+
+def record_ingest(session: Session, dataset_id: str, results: Sequence[Result]) -> IngestSummary:
+    """Insert rows for new pictures in one batch; the same bytes enter a dataset once.
+
+    Safe to call again with the same results (a retried shard): what is already there is skipped.
+    """
+    summary = IngestSummary(found=len(results))
+    known = existing_sha256(session, dataset_id)
+    new_rows = []
+    for result in results:
+        filename = str(result["filename"])
+        if result.get("error"):
+            summary.failed.append({"filename": filename, "reason": str(result["error"])})
+            continue
+        sha256 = str(result["sha256"])
+        if sha256 in known:
+            if known[sha256] == filename:
+                summary.already_present.append(filename)
+            else:
+                summary.duplicates.append({"filename": filename, "duplicate_of": known[sha256]})
+            continue
+        known[sha256] = filename
+        summary.added.append(filename)
+        new_rows.append(
+            Image(
+                dataset_id=dataset_id,
+                sha256=sha256,
+                object_key=result["object_key"],
+                thumbnail_key=result["thumbnail_key"],
+                original_filename=filename,
+                source_kind=result["source_kind"],
+                source_uri=result["source_uri"],
+                width=result["width"],
+                height=result["height"],
+                format=result["format"],
+                bytes=result["bytes"],
+                phash=result["phash"],
+                status="pending",
+            )
+        )
+    session.add_all(new_rows)
+    session.flush()
+    return summary

@@ -1,0 +1,26 @@
+"""Object key layout (DESIGN.md §4): one function per kind of object."""
+
+from __future__ import annotations
+
+
+def original_key(sha256: str) -> str:
+    """Content-addressed original bytes, written once and never modified."""
+    return f"originals/{sha256[:2]}/{sha256}"
+
+
+def derived_key(dataset_id: str, image_id: str, kind: str, params_hash: str, ext: str) -> str:
+    """Thumbnails, crops and processed images of one image."""
+    return f"derived/{dataset_id}/{image_id}/{kind}-{params_hash}.{ext.lstrip('.')}"
+
+
+def thumbnail_key(sha256: str) -> str:
+    """Thumbnails depend on the bytes alone, so they are shared by every dataset holding them."""
+    return f"derived/thumbnails/{sha256[:2]}/{sha256}.webp"
+
+
+def embedding_key(dataset_id: str, model: str, name: str) -> str:
+    return f"embeddings/{dataset_id}/{model.replace('/', '_')}/{name}"
+
+
+def export_key(dataset_id: str, export_id: str, ext: str) -> str:
+    return f"exports/{dataset_id}/{export_id}.{ext.lstrip('.')}"
