@@ -52,11 +52,11 @@ def unsafe_reason(name: str) -> str | None:
 
 
 def _size_reason(info: zipfile.ZipInfo, limits: SourceLimits) -> str | None:
-    if info.file_size > limits.max_file_bytes:
-        return f"zip entry too large: {info.file_size:,} bytes exceeds {limits.max_file_bytes:,}"
     ratio = info.file_size / max(info.compress_size, 1)
     if info.file_size > _CHUNK and ratio > limits.max_zip_ratio:
         return f"zip bomb suspected: entry expands {ratio:,.0f}x (limit {limits.max_zip_ratio:,.0f}x)"
+    if info.file_size > limits.max_file_bytes:
+        return f"zip entry too large: {info.file_size:,} bytes exceeds {limits.max_file_bytes:,}"
     return None
 
 

@@ -1,0 +1,1 @@
+"""One module per trainer format; importing a module registers its exporter."""

