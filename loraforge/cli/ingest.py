@@ -29,9 +29,14 @@ def ingest(
     from flows.ingest import ingest_flow
 
     summary = run_with_progress(
-        ctx, kind="ingest", label="ingest", dataset_id=None, show=not as_json,
-        run=lambda task_id: ingest_flow(sources=sources, dataset=dataset, workspace=workspace,
-                                        task_id=task_id, shard_size=shard_size),
+        ctx,
+        kind="ingest",
+        label="ingest",
+        dataset_id=None,
+        show=not as_json,
+        run=lambda task_id: ingest_flow(
+            sources=sources, dataset=dataset, workspace=workspace, task_id=task_id, shard_size=shard_size
+        ),
     )
     if as_json:
         out_console.print_json(json.dumps(summary))
@@ -47,11 +52,22 @@ def check_sources(sources: list[str]) -> None:
 
 def print_ingest_summary(summary: dict) -> None:
     table = Table(title=f"ingest into {summary['dataset']}", show_header=False)
-    for label, key in (("found", "found"), ("added", "added"), ("exact duplicates skipped", "exact_duplicates"),
-                       ("already in dataset", "already_present"), ("failed", "failed")):
+    for label, key in (
+        ("found", "found"),
+        ("added", "added"),
+        ("exact duplicates skipped", "exact_duplicates"),
+        ("already in dataset", "already_present"),
+        ("failed", "failed"),
+    ):
         table.add_row(label, str(summary[key]))
     out_console.print(table)
     for dup in summary["duplicate_files"]:
-        err_console.print(f"  duplicate: {dup['filename']} = {dup['duplicate_of']}", highlight=False)
+        err_console.print(
+            f"  duplicate: {dup['filename']} = {dup['duplicate_of']}", highlight=False, soft_wrap=True
+        )
     for failure in summary["failures"]:
-        err_console.print(f"  [red]failed[/red]: {failure['filename']}: {failure['reason']}", highlight=False)
+        err_console.print(
+            f"  [red]failed[/red]: {failure['filename']}: {failure['reason']}",
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -48,7 +48,7 @@ def handle_errors(command: F) -> F:
         except typer.Exit:
             raise
         except LoraForgeError as exc:
-            err_console.print(f"[red]error:[/red] {_one_line(str(exc))}", highlight=False)
+            err_console.print(f"[red]error:[/red] {_one_line(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("[red]interrupted[/red]")
@@ -56,7 +56,11 @@ def handle_errors(command: F) -> F:
         except Exception as exc:  # noqa: BLE001 - the CLI boundary: say what failed in one line
             if os.environ.get("LORAFORGE_DEBUG"):
                 raise
-            err_console.print(f"[red]error:[/red] {exc.__class__.__name__}: {_one_line(str(exc))}", highlight=False)
+            err_console.print(
+                f"[red]error:[/red] {exc.__class__.__name__}: {_one_line(str(exc))}",
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

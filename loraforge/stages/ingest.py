@@ -14,7 +14,7 @@ from loraforge.catalog.models import Image
 from loraforge.errors import InvalidInput
 from loraforge.imaging.decode import decode, image_facts, open_checked
 from loraforge.imaging.hashes import phash_hex, sha256_hex
-from loraforge.imaging.thumbnail import THUMBNAIL_SIDE, make_thumbnail
+from loraforge.imaging.thumbnail import draft_size_for, encode_thumbnail, thumbnail_image
 from loraforge.sources import SourceLimits, read_source_item
 from loraforge.stages.base import Item, Resources, Result, error_result
 from loraforge.storage import ObjectStore, StoreConfig, open_store
@@ -74,11 +74,12 @@ class IngestStage:
         assert self._store is not None
         opened = open_checked(data, max_pixels=self.max_pixels)
         facts = image_facts(opened)
-        small = decode(opened, draft_size=(THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        # One reduced-size decode serves the decode check, the thumbnail and the perceptual hash.
+        thumb = thumbnail_image(decode(opened, draft_size=draft_size_for(*opened.size)))
         thumb_key = thumbnail_key(sha256)
         # Objects first, rows later: a crash leaves at worst an unreferenced object.
         if not self._store.exists(thumb_key):
-            self._store.put(thumb_key, make_thumbnail(small), content_type="image/webp")
+            self._store.put(thumb_key, encode_thumbnail(thumb), content_type="image/webp")
         key = original_key(sha256)
         if not self._store.exists(key):
             self._store.put(key, data, content_type=f"image/{facts.format}")
@@ -90,7 +91,7 @@ class IngestStage:
             "height": facts.height,
             "format": facts.format,
             "bytes": len(data),
-            "phash": phash_hex(small),
+            "phash": phash_hex(thumb),
         }
 
 
@@ -125,7 +126,9 @@ class IngestSummary:
 
 def existing_sha256(session: Session, dataset_id: str) -> dict[str, str]:
     """sha256 -> original filename of every image the dataset holds."""
-    rows = session.execute(select(Image.sha256, Image.original_filename).where(Image.dataset_id == dataset_id))
+    rows = session.execute(
+        select(Image.sha256, Image.original_filename).where(Image.dataset_id == dataset_id)
+    )
     return {sha: name for sha, name in rows}
 
 

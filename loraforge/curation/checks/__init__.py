@@ -1,0 +1,1 @@
+"""One module per quality check; each registers itself with @register_check and is found by the registry."""
