@@ -14,7 +14,15 @@ from typing import Any
 
 import ray
 
-from loraforge.stages.base import Item, ProgressCallback, Result, Stage, batched, error_result
+from loraforge.stages.base import (
+    Item,
+    ProgressCallback,
+    Result,
+    ResultsCallback,
+    Stage,
+    batched,
+    error_result,
+)
 from loraforge.stages.runner import run_inline
 
 log = logging.getLogger(__name__)
@@ -43,15 +51,16 @@ def run_stage(
     *,
     executor: str = "ray",
     on_progress: ProgressCallback | None = None,
+    on_results: ResultsCallback | None = None,
     ray_address: str | None = None,
     ray_num_cpus: int | None = None,
     pool_size: int | None = None,
 ) -> list[Result]:
     """Run a stage inline or on Ray; the one entry point flows use."""
     if executor == "inline" or not items:
-        return run_inline(stage, items, on_progress)
+        return run_inline(stage, items, on_progress, on_results)
     ensure_ray(address=ray_address, num_cpus=ray_num_cpus)
-    return run_on_ray(stage, items, on_progress=on_progress, pool_size=pool_size)
+    return run_on_ray(stage, items, on_progress=on_progress, on_results=on_results, pool_size=pool_size)
 
 
 def run_on_ray(
@@ -59,11 +68,14 @@ def run_on_ray(
     items: Sequence[Item],
     *,
     on_progress: ProgressCallback | None = None,
+    on_results: ResultsCallback | None = None,
     pool_size: int | None = None,
 ) -> list[Result]:
     if stage.stateful:
-        return _run_actor_pool(stage, items, on_progress=on_progress, pool_size=pool_size)
-    return _run_tasks(stage, items, on_progress=on_progress)
+        return _run_actor_pool(
+            stage, items, on_progress=on_progress, on_results=on_results, pool_size=pool_size
+        )
+    return _run_tasks(stage, items, on_progress=on_progress, on_results=on_results)
 
 
 @ray.remote
@@ -72,7 +84,13 @@ def _process_batch(stage: Stage, batch: list[Item]) -> list[Result]:
     return stage.process_batch(batch)
 
 
-def _run_tasks(stage: Stage, items: Sequence[Item], *, on_progress: ProgressCallback | None) -> list[Result]:
+def _run_tasks(
+    stage: Stage,
+    items: Sequence[Item],
+    *,
+    on_progress: ProgressCallback | None,
+    on_results: ResultsCallback | None,
+) -> list[Result]:
     stage_ref = ray.put(stage)
     remote = _process_batch.options(num_cpus=stage.resources.num_cpus, num_gpus=stage.resources.num_gpus)
     batches = list(batched(items, stage.batch_size))
@@ -90,8 +108,13 @@ def _run_tasks(stage: Stage, items: Sequence[Item], *, on_progress: ProgressCall
         try:
             results[index] = ray.get(ready[0])
         except Exception as exc:  # noqa: BLE001 - a crashed batch becomes error rows
-            log.warning("%s batch %d failed on Ray: %s", stage.name, index, exc)
-            results[index] = [error_result(item, f"{stage.name} failed: {exc}") for item in batches[index]]
+            cause = getattr(exc, "cause", None) or exc  # RayTaskError wraps the stage's own exception
+            log.warning("%s batch %d failed on Ray: %r", stage.name, index, cause)
+            results[index] = [
+                error_result(item, f"{stage.name} failed: {cause!r}") for item in batches[index]
+            ]
+        if on_results:
+            on_results(results[index] or [])
         if on_progress:
             on_progress(len(batches[index]))
     return [result for batch in results for result in (batch or [])]
@@ -127,7 +150,12 @@ class _StageUDF:
 
 
 def _run_actor_pool(
-    stage: Stage, items: Sequence[Item], *, on_progress: ProgressCallback | None, pool_size: int | None
+    stage: Stage,
+    items: Sequence[Item],
+    *,
+    on_progress: ProgressCallback | None,
+    on_results: ResultsCallback | None,
+    pool_size: int | None,
 ) -> list[Result]:
     """Ray Data map_batches: optional CPU prepare tasks feeding a pool of stage actors."""
     import numpy as np
@@ -137,7 +165,10 @@ def _run_actor_pool(
     dataset = ray.data.from_items(rows)
     if hasattr(stage, "prepare_batch"):
         dataset = dataset.map_batches(
-            _PrepareUDF, fn_constructor_args=(stage,), batch_size=stage.batch_size, num_cpus=1,
+            _PrepareUDF,
+            fn_constructor_args=(stage,),
+            batch_size=stage.batch_size,
+            num_cpus=1,
             compute=ray.data.ActorPoolStrategy(size=1),
         )
     size = pool_size or _default_pool_size(stage)
@@ -151,8 +182,12 @@ def _run_actor_pool(
     )
     results: list[Result | None] = [None] * len(items)
     for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
+        finished = []
         for index, payload in zip(np.asarray(batch["index"]).tolist(), batch["payload"], strict=True):
             results[index] = pickle.loads(payload)
+            finished.append(results[index])
+        if on_results:
+            on_results(finished)
         if on_progress:
             on_progress(len(batch["index"]))
     return [r if r is not None else error_result(items[i], "lost in pipeline") for i, r in enumerate(results)]

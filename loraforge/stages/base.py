@@ -16,6 +16,8 @@ Item = dict[str, Any]
 Result = dict[str, Any]
 ProgressCallback = Callable[[int], None]
 """Called with the number of items just finished."""
+ResultsCallback = Callable[[list[dict[str, Any]]], None]
+"""Called with each finished batch's results, so a driver can record them before the run ends."""
 
 T = TypeVar("T")
 

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from loraforge.stages.base import Item, ProgressCallback, Result, Stage, batched, error_result
+from loraforge.stages.base import (
+    Item,
+    ProgressCallback,
+    Result,
+    ResultsCallback,
+    Stage,
+    batched,
+    error_result,
+)
 
 
-def run_inline(stage: Stage, items: Sequence[Item], on_progress: ProgressCallback | None = None) -> list[Result]:
+def run_inline(
+    stage: Stage,
+    items: Sequence[Item],
+    on_progress: ProgressCallback | None = None,
+    on_results: ResultsCallback | None = None,
+) -> list[Result]:
     """Process every item through the stage in batches; results come back in item order."""
     if not items:
         return []
@@ -19,6 +32,8 @@ def run_inline(stage: Stage, items: Sequence[Item], on_progress: ProgressCallbac
         except Exception as exc:  # a stage bug must still not lose the rest of the run
             out = [error_result(item, f"{stage.name} failed: {exc!r}") for item in batch]
         results.extend(out)
+        if on_results:
+            on_results(out)
         if on_progress:
             on_progress(len(batch))
     return results
