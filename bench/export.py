@@ -9,7 +9,10 @@ zip with each contender, every run in a fresh subprocess so peak RSS is its own:
 - loraforge replicate / kohya: `export_dataset(..., sink=ZipSink(file))`, which also validates, records a
   sha256 per member and writes the trainer's config files; image hashes come from the catalog (an original's
   sha256 is known since ingest), captions and configs are hashed;
-- loraforge replicate-rehash: the same, but every image re-hashed (what exporting derivatives costs).
+- loraforge replicate-rehash: the same, but every image re-hashed (what exporting derivatives costs);
+- stage replicate: the whole stage path, `plan_export` + `write_export` against an embedded catalog (SQLite)
+  and object store (folder) filled beforehand: catalog reads, originals read from the store, the zip written
+  to a temporary file, stored with `put_file`, the manifest stored and the version row committed.
 
 Throughput is input bytes (images + captions) per second of wall time, median of --rounds runs.
 Peak RSS growth is the process's peak RSS minus its RSS just before the export began.
@@ -30,7 +33,7 @@ import zipfile
 from pathlib import Path
 
 CONTENDERS = ["zipfile-stored", "zipfile-deflate", "loraforge-replicate", "loraforge-kohya",
-              "loraforge-replicate-rehash"]
+              "loraforge-replicate-rehash", "stage-replicate"]
 
 
 def generate(folder: Path, count: int) -> int:
@@ -89,6 +92,8 @@ def run_one(contender: str, source: Path, target: Path) -> dict[str, float]:
         spec = ExportSpec(format=fmt, trigger_word="ohwx", class_word="person", target_model="sdxl",
                           repeats=1)
         items = [item(path) for path in images]
+    if contender == "stage-replicate":
+        stage_run = prepare_stage(images, target.parent / f"{target.stem}-home")
     rss_before = memory_kib("VmRSS")
     start = time.perf_counter()
     if contender.startswith("zipfile"):
@@ -98,13 +103,57 @@ def run_one(contender: str, source: Path, target: Path) -> dict[str, float]:
                 archive.write(path, path.name, compress_type=image_compression)
                 caption = path.with_suffix(".txt")
                 archive.write(caption, caption.name, compress_type=zipfile.ZIP_DEFLATED)
+    elif contender == "stage-replicate":
+        stored = stage_run()
     else:
         with open(target, "wb") as handle:
             export_dataset(items, spec, sink=ZipSink(handle))
     seconds = time.perf_counter() - start
     peak_kib = memory_kib("VmHWM")
+    if contender == "stage-replicate":
+        import shutil
+
+        shutil.move(stored, target)
+        shutil.rmtree(target.parent / f"{target.stem}-home")
     return {"seconds": seconds, "rss_before_mib": rss_before / 1024, "peak_mib": peak_kib / 1024,
             "growth_mib": (peak_kib - rss_before) / 1024, "zip_mib": target.stat().st_size / 2**20}
+
+
+def prepare_stage(images: list[Path], home: Path):  # noqa: ANN201 - returns the timed callable
+    """Fill an embedded catalog and store with the images (untimed); returns the timed stage run."""
+    import hashlib
+    import os
+
+    os.environ["LORAFORGE_HOME"] = str(home)
+    from loraforge.catalog import queries
+    from loraforge.catalog.models import Caption, Dataset, Image
+    from loraforge.stages.context import open_context
+    from loraforge.stages.export import ExportRequest, plan_export, write_export
+    from loraforge.storage.keys import original_key
+
+    ctx = open_context()
+    with ctx.catalog.session() as session:
+        dataset = queries.get_or_create_dataset(session, "bench", trigger_word="ohwx", class_word="person")
+        for path in images:
+            data = path.read_bytes()
+            sha = hashlib.sha256(data).hexdigest()
+            ctx.store.put(original_key(sha), data)
+            image = Image(dataset_id=dataset.id, sha256=sha, object_key=original_key(sha),
+                          original_filename=path.name, source_kind="file", source_uri=str(path), width=1152,
+                          height=864, format="jpeg", bytes=len(data), status="kept")
+            session.add(image)
+            session.flush()
+            text = path.with_suffix(".txt").read_text(encoding="utf-8")
+            session.add(Caption(image_id=image.id, variant="bench", text=text, is_active=True))
+        dataset_id = dataset.id
+
+    def run() -> Path:
+        with ctx.catalog.session() as session:
+            dataset = session.get(Dataset, dataset_id)
+            plan = plan_export(session, dataset, ExportRequest("replicate", repeats=1), ctx.store)
+        return home / "objects" / write_export(ctx, plan).object_key
+
+    return run
 
 
 def main() -> None:

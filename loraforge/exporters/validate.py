@@ -137,6 +137,8 @@ def _upscaled(items: Sequence[ExportItem], spec: ExportSpec, tokens: TokenCounte
     buckets = spec_buckets(spec)
     problems = []
     for item in items:
+        if spec.bucket_no_upscale and item.bucket is None:
+            continue  # the trainer picks a bucket inside the image instead of enlarging it
         bucket = bucket_of(item, buckets)
         factor = upscale_factor(item.width, item.height, bucket)
         if factor > 1.0:

@@ -1,0 +1,231 @@
+"""`loraforge export` writes a new dataset version; `loraforge exports` lists, downloads and compares them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from loraforge.catalog import queries
+from loraforge.cli.main import app, err_console, handle_errors, out_console
+from loraforge.cli.runtime import cli_context, run_with_progress
+from loraforge.config import get_settings
+from loraforge.errors import InvalidInput
+from loraforge.stages.context import open_context
+
+exports_app = typer.Typer(help="A dataset's export versions: list, download and compare them.")
+app.add_typer(exports_app, name="exports")
+
+WORKSPACE_OPTION = typer.Option(queries.DEFAULT_WORKSPACE, "--workspace", "-w")
+
+
+@app.command("export")
+@handle_errors
+def export(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset to export."),
+    fmt: str = typer.Option(..., "--format", "-f", help="Trainer format: kohya, replicate, ai-toolkit, ..."),
+    out: str = typer.Option(
+        None, "--out", "-o", help="Folder for the folder form, or a .zip path for the archive alone."
+    ),
+    workspace: str = WORKSPACE_OPTION,
+    repeats: int = typer.Option(None, "--repeats", min=1, help="Times each image is seen per epoch."),
+    as_zip: bool = typer.Option(False, "--zip", help="With a folder --out, also write <folder>.zip."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse to export when any check fails."),
+    include_rejected: bool = typer.Option(
+        False, "--include-rejected", help="Also export rejected and duplicate images."
+    ),
+    option: list[str] = typer.Option(
+        [], "--option", help="KEY=VALUE export setting (batch_size=2, shuffle_caption=true, ...)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Export a new immutable version of the dataset, stored with its manifest; always downloadable."""
+    from loraforge.exporters import available_formats
+    from loraforge.stages.export import ExportRequest, check_out_dir, local_outputs, preview_export
+
+    if fmt not in available_formats():
+        raise InvalidInput(f"unknown format {fmt!r}; use one of {', '.join(available_formats())}")
+    out_dir, _ = local_outputs(out, zip=as_zip)
+    if out_dir is not None:
+        check_out_dir(out_dir)
+    options = parse_options(option)
+    request = ExportRequest(format=fmt, repeats=repeats, include_rejected=include_rejected, options=options)
+    ctx = cli_context()
+    # Validate here first: the report reaches the user before any work, and a strict refusal starts no flow.
+    try:
+        with ctx.catalog.session() as session:
+            dataset_row = queries.find_dataset(session, dataset, workspace)
+            report = preview_export(session, dataset_row, request, ctx.store, strict=strict)
+    except InvalidInput as exc:
+        err_console.print(str(exc), highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    if not as_json:
+        err_console.print(report.summary(), highlight=False, markup=False, soft_wrap=True)
+    from flows.export import export_flow
+
+    try:
+        result = run_with_progress(
+            ctx,
+            kind="export",
+            label=f"export {fmt}",
+            dataset_id=None,
+            show=not as_json,
+            run=lambda task_id: export_flow(
+                dataset=dataset, format=fmt, out=out, workspace=workspace, repeats=repeats, zip=as_zip,
+                strict=strict, include_rejected=include_rejected, options=options, task_id=task_id,
+            ),
+        )  # fmt: skip
+    except InvalidInput as exc:
+        if "\n" not in str(exc):
+            raise
+        # The catalog changed since the check above and the flow refused: show its whole report.
+        err_console.print(str(exc), highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        out_console.print_json(json.dumps(result))
+        return
+    table = Table(title=f"export {result['export_id']} of {dataset} ({fmt})", show_header=False)
+    for label, key in (
+        ("images", "images"),
+        ("files", "files"),
+        ("bytes", "bytes"),
+        ("stored", "object_key"),
+    ):
+        table.add_row(label, str(result[key]))
+    for label, key in (("folder", "out_dir"), ("zip", "zip_path")):
+        if result[key]:
+            table.add_row(label, result[key])
+    out_console.print(table)
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """KEY=VALUE pairs; values are read as JSON when they parse (numbers, booleans, lists), else as text."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"--option takes KEY=VALUE, not {pair!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
+@exports_app.callback(invoke_without_command=True)
+@handle_errors
+def exports_main(
+    typer_ctx: typer.Context,
+    dataset: str = typer.Option(None, "--dataset", "-d", help="List this dataset's versions."),
+    workspace: str = WORKSPACE_OPTION,
+    include_all: bool = typer.Option(False, "--all", help="Also show pending and failed exports."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """`loraforge exports --dataset NAME` is `loraforge exports list --dataset NAME`."""
+    if typer_ctx.invoked_subcommand is not None:
+        return
+    if dataset is None:
+        out_console.print(typer_ctx.get_help())
+        raise typer.Exit(2)
+    show_versions(dataset, workspace, include_all=include_all, as_json=as_json)
+
+
+@exports_app.command("list")
+@handle_errors
+def list_command(
+    dataset: str = typer.Option(..., "--dataset", "-d"),
+    workspace: str = WORKSPACE_OPTION,
+    include_all: bool = typer.Option(False, "--all", help="Also show pending and failed exports."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The dataset's export versions, oldest first (only completed ones unless --all)."""
+    show_versions(dataset, workspace, include_all=include_all, as_json=as_json)
+
+
+def show_versions(dataset: str, workspace: str, *, include_all: bool, as_json: bool) -> None:
+    from loraforge.stages.export import list_exports
+
+    ctx = open_context(get_settings())
+    with ctx.catalog.session() as session:
+        dataset_id = queries.find_dataset(session, dataset, workspace).id
+        rows = [
+            {"id": row.id, "created_at": row.created_at.isoformat(), "format": row.format,
+             "status": row.status, "images": row.image_count, "bytes": row.bytes,
+             "object_key": row.object_key}
+            for row in list_exports(session, dataset_id, include_all=include_all)
+        ]  # fmt: skip
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"exports of {dataset}")
+    table.add_column("id", no_wrap=True)
+    for column in ("created", "format", "status", "images", "bytes"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["id"], row["created_at"][:19], row["format"], row["status"], str(row["images"]),
+                      str(row["bytes"]))  # fmt: skip
+    out_console.print(table)
+
+
+@exports_app.command("get")
+@handle_errors
+def get_command(
+    export_id: str = typer.Argument(..., help="Export id (or a unique prefix of it)."),
+    dataset: str = typer.Option(..., "--dataset", "-d"),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the zip."),
+    manifest: Path = typer.Option(None, "--manifest", help="Also write the manifest JSON here."),
+    workspace: str = WORKSPACE_OPTION,
+) -> None:
+    """Download a stored export exactly as it was written."""
+    from loraforge.exporters import canonical_json
+    from loraforge.stages.export import find_export
+
+    ctx = open_context(get_settings())
+    with ctx.catalog.session() as session:
+        row = find_export(session, queries.find_dataset(session, dataset, workspace).id, export_id)
+        key, manifest_data = row.object_key, row.manifest
+    assert key is not None  # a COMPLETED row always has its object
+    out.expanduser().parent.mkdir(parents=True, exist_ok=True)
+    ctx.store.download(key, out.expanduser())
+    if manifest is not None:
+        manifest.expanduser().write_text(canonical_json(manifest_data or {}), encoding="utf-8")
+    out_console.print(f"export {row.id} written to {out}", highlight=False)
+
+
+@exports_app.command("diff")
+@handle_errors
+def diff_command(
+    first: str = typer.Argument(..., help="Older export id (or unique prefix)."),
+    second: str = typer.Argument(..., help="Newer export id (or unique prefix)."),
+    dataset: str = typer.Option(..., "--dataset", "-d"),
+    workspace: str = WORKSPACE_OPTION,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """What changed from one version to another: files added, removed or changed, and settings."""
+    from loraforge.exporters import diff_manifests
+    from loraforge.stages.export import find_export
+
+    ctx = open_context(get_settings())
+    with ctx.catalog.session() as session:
+        dataset_id = queries.find_dataset(session, dataset, workspace).id
+        a, b = find_export(session, dataset_id, first), find_export(session, dataset_id, second)
+        diff = diff_manifests(a.manifest or {}, b.manifest or {})
+        names = (a.id, b.id)
+    if as_json:
+        payload = {"a": names[0], "b": names[1], "identical": diff.identical, "added": diff.added,
+                   "removed": diff.removed, "changed": diff.changed,
+                   "settings_changed": {k: list(v) for k, v in diff.settings_changed.items()}}  # fmt: skip
+        print(json.dumps(payload, indent=2))
+        return
+    if diff.identical:
+        out_console.print(f"identical: {names[0]} and {names[1]} hold the same files and settings")
+        return
+    out_console.print(f"{names[0]} -> {names[1]}:", highlight=False)
+    for label, files in (("+", diff.added), ("-", diff.removed), ("~", diff.changed)):
+        for name in files:
+            out_console.print(f"  {label} {name}", highlight=False, markup=False)
+    for key, (old, new) in diff.settings_changed.items():
+        out_console.print(f"  setting {key}: {old!r} -> {new!r}", highlight=False, markup=False)
