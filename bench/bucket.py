@@ -1,17 +1,22 @@
-"""Benchmark: crop + resize throughput of LoRA Forge's bucket rendering beside a plain Pillow loop.
+"""Benchmark: pictures per second through the bucket stage on Ray, beside a plain single-process loop.
 
 Inputs are camera-sized JPEGs (about 12 MP, several aspect ratios) made from the real photos that ship inside
-scikit-image, scikit-learn and matplotlib. Every picture gets its SDXL bucket (choose_bucket) and crop box
-(crop_box, no faces: the work measured is decode + crop + resize); then each contender renders the same boxes:
+scikit-image, scikit-learn and matplotlib, stored in a local object store as ingest leaves them. Contenders,
+all measured in this run on the same pictures:
 
-- plain: full decode, EXIF transpose, crop, one LANCZOS resize to the bucket (what a simple script does);
-- reduce-only: full decode, then LANCZOS with Pillow's reducing_gap (integer reduce() first);
-- loraforge: `render_crop_from_bytes`: JPEG draft decode at 1/2-1/8 scale, then reducing_gap LANCZOS.
+- plain loop: one process; get the bytes, full decode, EXIF transpose, crop the box the stage chose, one
+  LANCZOS resize to the bucket, encode (JPEG q95 4:4:4), store. No face detection: the same crop and resize.
+- stage inline: `BucketStage` in this process (`run_inline`): face detection (OpenCV), bucket choice, crop
+  box, reduced-size decode and render, encode, store.
+- stage on Ray: the same stage built by `flows.bucket.build_bucket_stage` and run shard by shard through
+  `ray_tasks.run_stage`, as the `bucket` flow does (no Prefect or catalog writes). Ray is started before any
+  timing; its start time is printed on its own line.
 
-Pictures per second are the median of --rounds, single process, measured in the same run. The mean absolute
-pixel difference from the plain output shows what the shortcut costs in quality (0-255 scale).
+Figures are the median of --rounds (the first Ray round, with cold workers, is printed too). The mean
+absolute pixel difference (0-255) between the stage's and the plain loop's outputs shows what the reduced
+decode costs in quality.
 
-    python bench/bucket.py [--images 24] [--rounds 3] [--target sdxl]
+    python bench/bucket.py [--images 16] [--rounds 3] [--target sdxl] [--shard-size 1000]
 """
 
 from __future__ import annotations
@@ -19,16 +24,23 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from loraforge.imaging.buckets import Bucket, bucket_set, choose_bucket
-from loraforge.imaging.crop import crop_box
-from loraforge.imaging.resize import render_crop, render_crop_from_bytes
+from flows._common import shards
+from flows.bucket import build_bucket_stage
+from loraforge.config import load_settings
+from loraforge.imaging.resize import encode
+from loraforge.stages.bucket import BucketOptions, BucketStage
+from loraforge.stages.context import Context, open_context
+from loraforge.stages.runner import run_inline
+from ray_tasks import ensure_ray, run_stage
 
 PHOTOS = {
     "astronaut": ("skimage", "data", "astronaut.png"),
@@ -40,9 +52,6 @@ PHOTOS = {
     "grace_hopper": ("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg"),
 }
 ASPECTS = (4 / 3, 3 / 4, 3 / 2, 2 / 3, 1.0, 16 / 9)
-MAX_PIXELS = 80_000_000
-
-Job = tuple[bytes, tuple[int, int, int, int], Bucket]
 
 
 def _package_file(package: str, *parts: str) -> Path:
@@ -73,73 +82,104 @@ def make_inputs(count: int, *, megapixels: float = 12.0) -> list[bytes]:
     return inputs
 
 
-def plan(inputs: list[bytes], target: str) -> list[Job]:
-    buckets = bucket_set(target)
-    jobs = []
-    for data in inputs:
+def store_inputs(ctx: Context, inputs: list[bytes]) -> list[dict[str, Any]]:
+    items = []
+    for index, data in enumerate(inputs):
+        key = f"originals/bench/{index:04d}"
+        ctx.store.put(key, data, content_type="image/jpeg")
         width, height = Image.open(io.BytesIO(data)).size
-        bucket = choose_bucket(width, height, buckets, max_upscale=1.0).bucket
-        jobs.append((data, crop_box(width, height, bucket, []).box, bucket))
-    return jobs
+        items.append({"image_id": f"img{index:04d}", "object_key": key, "width": width, "height": height})
+    return items
 
 
-def plain(job: Job) -> Image.Image:
-    data, box, bucket = job
-    image = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
-    return image.crop(box).resize((bucket.width, bucket.height), Image.Resampling.LANCZOS)
+def plain_loop(ctx: Context, jobs: list[dict[str, Any]]) -> list[bytes]:
+    """What a simple script does for the same crop and resize."""
+    outputs = []
+    for job in jobs:
+        image = Image.open(io.BytesIO(ctx.store.get(job["object_key"])))
+        image = (ImageOps.exif_transpose(image) or image).convert("RGB")
+        size = (job["bucket_width"], job["bucket_height"])
+        out = image.crop(tuple(job["box"])).resize(size, Image.Resampling.LANCZOS)
+        payload = encode(out, "jpeg", quality=95)
+        ctx.store.put(f"derived/bench-plain/{job['image_id']}.jpg", payload, content_type="image/jpeg")
+        outputs.append(payload)
+    return outputs
 
 
-def reduce_only(job: Job) -> Image.Image:
-    data, box, bucket = job
-    image = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
-    return render_crop(image, box, bucket)
+def on_ray(stage: BucketStage, items: list[dict[str, Any]], shard_size: int) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    for shard in shards(items, shard_size):
+        results += run_stage(stage, shard, executor="ray")
+    return results
 
 
-def loraforge(job: Job) -> Image.Image:
-    data, box, bucket = job
-    return render_crop_from_bytes(data, box, bucket, max_pixels=MAX_PIXELS)
-
-
-def measure(
-    render: Callable[[Job], Image.Image], jobs: list[Job], rounds: int
-) -> tuple[float, list[Image.Image]]:
-    rates, outputs = [], []
+def timed(run: Callable[[], Any], count: int, rounds: int) -> tuple[list[float], Any]:
+    rates, out = [], None
     for _ in range(rounds):
         start = time.perf_counter()
-        outputs = [render(job) for job in jobs]
-        rates.append(len(jobs) / (time.perf_counter() - start))
-    return statistics.median(rates), outputs
+        out = run()
+        rates.append(count / (time.perf_counter() - start))
+    return rates, out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=24)
+    parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--target", default="sdxl")
     parser.add_argument("--megapixels", type=float, default=12.0)
+    parser.add_argument("--shard-size", type=int, default=1000)
+    parser.add_argument("--ray-cpus", type=int, default=None, help="CPUs of the local Ray (default: all).")
     args = parser.parse_args()
 
+    home = Path(tempfile.mkdtemp(prefix="bench-bucket-"))
+    ctx = open_context(load_settings(home=home, executor="ray", ray_num_cpus=args.ray_cpus))
     inputs = make_inputs(args.images, megapixels=args.megapixels)
-    start = time.perf_counter()
-    jobs = plan(inputs, args.target)
-    plan_ms = (time.perf_counter() - start) * 1000 / len(jobs)
+    items = store_inputs(ctx, inputs)
+    stage = build_bucket_stage(ctx, "bench", BucketOptions(target=args.target))
     size_mb = sum(len(d) for d in inputs) / len(inputs) / 1e6
     print(
-        f"{len(jobs)} JPEGs of ~{args.megapixels:.0f} MP ({size_mb:.1f} MB each), target {args.target}, "
-        f"{args.rounds} rounds; choose_bucket + crop_box: {plan_ms:.3f} ms/picture"
+        f"{len(items)} JPEGs of ~{args.megapixels:.0f} MP ({size_mb:.1f} MB each), target {args.target}, ",
+        end="",
+    )
+    print(f"detector {stage.detector}, {args.rounds} rounds, store {ctx.store_config.url}")
+
+    start = time.perf_counter()
+    ensure_ray(num_cpus=args.ray_cpus)
+    import ray
+
+    print(
+        f"Ray start: {time.perf_counter() - start:.2f} s ({ray.cluster_resources().get('CPU', 0):.0f} CPUs)"
     )
 
-    baseline_rate, baseline = measure(plain, jobs, args.rounds)
-    print(f"{'contender':<12} {'pictures/s':>11} {'vs plain':>9} {'mean |diff|':>12}")
-    print(f"{'plain':<12} {baseline_rate:>11.2f} {1.0:>8.2f}x {0.0:>12.2f}")
-    for name, render in (("reduce-only", reduce_only), ("loraforge", loraforge)):
-        rate, outputs = measure(render, jobs, args.rounds)
-        diff = statistics.mean(
-            float(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).mean())
-            for a, b in zip(outputs, baseline, strict=True)
-        )
-        assert all(o.size == b.size for o, b in zip(outputs, baseline, strict=True))
-        print(f"{name:<12} {rate:>11.2f} {rate / baseline_rate:>8.2f}x {diff:>12.2f}")
+    ray_rates, results = timed(lambda: on_ray(stage, items, args.shard_size), len(items), args.rounds)
+    failures = [r for r in results if r["error"]]
+    assert not failures, failures[:3]
+    jobs = results
+    inline_rates, _ = timed(lambda: run_inline(stage, items), len(items), args.rounds)
+    plain_rates, plain_out = timed(lambda: plain_loop(ctx, jobs), len(items), args.rounds)
+
+    diffs = []
+    for job, payload in zip(jobs, plain_out, strict=True):
+        ours = Image.open(io.BytesIO(ctx.store.get(job["derivative_key"]))).convert("RGB")
+        theirs = Image.open(io.BytesIO(payload)).convert("RGB")
+        assert ours.size == theirs.size == (job["bucket_width"], job["bucket_height"])
+        diffs.append(float(np.abs(np.asarray(ours, np.int16) - np.asarray(theirs, np.int16)).mean()))
+    baseline = statistics.median(plain_rates)
+    print(f"{'contender':<28} {'pictures/s':>11} {'vs plain':>9}")
+    for name, rates in (
+        ("plain loop (1 process)", plain_rates),
+        ("bucket stage inline", inline_rates),
+        ("bucket stage on Ray", ray_rates),
+    ):
+        rate = statistics.median(rates)
+        print(f"{name:<28} {rate:>11.2f} {rate / baseline:>8.2f}x")
+    print(
+        f"first Ray round (cold workers): {ray_rates[0]:.2f} pictures/s, {ray_rates[0] / baseline:.2f}x plain"
+    )
+    faces = sum(len(r["faces"]) for r in results)
+    print(f"faces found: {faces}; mean |stage - plain| pixel difference: {statistics.mean(diffs):.2f} / 255")
+    print(f"RATIO stage-on-Ray / plain loop: {statistics.median(ray_rates) / baseline:.2f}x")
 
 
 if __name__ == "__main__":

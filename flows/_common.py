@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from loraforge.catalog import queries
 from loraforge.catalog.models import Task
 from loraforge.config import Settings
 from loraforge.stages.context import Context
@@ -68,3 +69,28 @@ def new_progress_artifact(kind: str, dataset: str) -> object | None:
         return create_progress_artifact(progress=0.0, description=f"{kind} of dataset {dataset}")
     except Exception:  # noqa: BLE001 - progress display must never fail the work
         return None
+
+
+def start_task(
+    session: Any, task_id: str | None, *, kind: str, dataset_id: str, total: int, params: dict[str, Any]
+) -> str:
+    """Mark the caller's pre-created task row running, or create one; records the Prefect run id."""
+    from datetime import UTC, datetime
+
+    from prefect.runtime import flow_run
+
+    run_id = str(flow_run.id) if flow_run.id else None
+    existing = session.get(Task, task_id) if task_id else None
+    if existing is None:
+        return queries.create_task(
+            session, kind=kind, dataset_id=dataset_id, total=total, params=params, orchestrator_run_id=run_id
+        ).id
+    existing.status, existing.total, existing.dataset_id = "RUNNING", total, dataset_id
+    existing.orchestrator_run_id, existing.started_at = run_id, datetime.now(UTC)
+    return existing.id
+
+
+def fail_task(ctx: Context, task_id: str, exc: BaseException) -> None:
+    """Record why a run stopped; the exception itself goes on to Prefect."""
+    with ctx.catalog.session() as session:
+        queries.finish_task(session, task_id, status="FAILED", error=f"{exc.__class__.__name__}: {exc}")

@@ -6,9 +6,8 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
 
-from flows._common import ProgressReporter, new_progress_artifact, shards
+from flows._common import ProgressReporter, fail_task, new_progress_artifact, shards, start_task
 from loraforge.catalog import queries
 from loraforge.sources import enumerate_sources
 from loraforge.stages.context import open_context
@@ -32,8 +31,12 @@ def ingest_shard(
     )
     reporter = ProgressReporter(ctx, task_id, offset=offset, artifact_id=artifact_id)
     results = run_stage(
-        stage, items, executor=ctx.settings.executor, on_progress=reporter,
-        ray_address=ctx.settings.ray_address, ray_num_cpus=ctx.settings.ray_num_cpus,
+        stage,
+        items,
+        executor=ctx.settings.executor,
+        on_progress=reporter,
+        ray_address=ctx.settings.ray_address,
+        ray_num_cpus=ctx.settings.ray_num_cpus,
     )
     with ctx.catalog.session() as session:
         summary = record_ingest(session, dataset_id, results)
@@ -54,8 +57,14 @@ def ingest_flow(
     items = enumerate_sources(sources, ctx.source_limits)
     with ctx.catalog.session() as session:
         dataset_id = queries.get_or_create_dataset(session, dataset, workspace).id
-        task_id = start_task(session, task_id, kind="ingest", dataset_id=dataset_id, total=len(items),
-                             params={"sources": sources})
+        task_id = start_task(
+            session,
+            task_id,
+            kind="ingest",
+            dataset_id=dataset_id,
+            total=len(items),
+            params={"sources": sources},
+        )
     artifact_id = new_progress_artifact("ingest", dataset)
     summary = IngestSummary()
     size = shard_size or ctx.settings.shard_size
@@ -65,8 +74,7 @@ def ingest_flow(
             summary.merge(ingest_shard(dataset_id, task_id, shard, offset, artifact_id))
             offset += len(shard)
     except BaseException as exc:
-        with ctx.catalog.session() as session:
-            queries.finish_task(session, task_id, status="FAILED", error=str(exc))
+        fail_task(ctx, task_id, exc)
         raise
     result = {"dataset": dataset, "task_id": task_id, **summary.to_dict()}
     with ctx.catalog.session() as session:
@@ -75,28 +83,14 @@ def ingest_flow(
     return result
 
 
-def start_task(session: Any, task_id: str | None, *, kind: str, dataset_id: str, total: int,
-               params: dict[str, Any]) -> str:
-    """Mark the caller's pre-created task row running, or create one; records the Prefect run id."""
-    from datetime import UTC, datetime
-
-    from loraforge.catalog.models import Task
-
-    run_id = str(flow_run.id) if flow_run.id else None
-    existing = session.get(Task, task_id) if task_id else None
-    if existing is None:
-        return queries.create_task(session, kind=kind, dataset_id=dataset_id, total=total, params=params,
-                                   orchestrator_run_id=run_id).id
-    existing.status, existing.total, existing.dataset_id = "RUNNING", total, dataset_id
-    existing.orchestrator_run_id, existing.started_at = run_id, datetime.now(UTC)
-    return existing.id
-
-
 def publish_failures_table(summary: IngestSummary) -> None:
     from prefect.artifacts import create_table_artifact
 
     rows = summary.failed + [
-        {"filename": d["filename"], "reason": f"exact duplicate of {d['duplicate_of']}"} for d in summary.duplicates
+        {"filename": d["filename"], "reason": f"exact duplicate of {d['duplicate_of']}"}
+        for d in summary.duplicates
     ]
     if rows:
-        create_table_artifact(table=rows, key="ingest-skipped", description="Pictures not added, with reasons")
+        create_table_artifact(
+            table=rows, key="ingest-skipped", description="Pictures not added, with reasons"
+        )

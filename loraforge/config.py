@@ -45,7 +45,9 @@ class Settings(BaseSettings):
     shard_size: int = Field(default=1000, ge=1, le=100_000, description="Images per retryable task.")
     max_image_pixels: int = Field(default=80_000_000, ge=1, description="Larger pictures are refused.")
     max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1, description="Larger files are refused.")
-    max_zip_ratio: float = Field(default=200.0, gt=1, description="Refuse zip entries compressed beyond this.")
+    max_zip_ratio: float = Field(
+        default=200.0, gt=1, description="Refuse zip entries compressed beyond this."
+    )
     max_zip_total_bytes: int = Field(default=20 * 1024**3, ge=1, description="Cap on a zip's unpacked size.")
     url_timeout_s: float = Field(default=20.0, gt=0)
     url_max_redirects: int = Field(default=3, ge=0)

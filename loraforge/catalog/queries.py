@@ -63,7 +63,9 @@ def get_or_create_dataset(
     return dataset
 
 
-def dataset_images(session: Session, dataset_id: str, *, statuses: tuple[str, ...] | None = None) -> list[Image]:
+def dataset_images(
+    session: Session, dataset_id: str, *, statuses: tuple[str, ...] | None = None
+) -> list[Image]:
     query = select(Image).where(Image.dataset_id == dataset_id)
     if statuses:
         query = query.where(Image.status.in_(statuses))
@@ -71,12 +73,22 @@ def dataset_images(session: Session, dataset_id: str, *, statuses: tuple[str, ..
 
 
 def create_task(
-    session: Session, *, kind: str, dataset_id: str | None, total: int, params: dict[str, Any],
+    session: Session,
+    *,
+    kind: str,
+    dataset_id: str | None,
+    total: int,
+    params: dict[str, Any],
     orchestrator_run_id: str | None = None,
 ) -> Task:
     task = Task(
-        kind=kind, dataset_id=dataset_id, status="RUNNING", total=total, params=params,
-        orchestrator_run_id=orchestrator_run_id, started_at=datetime.now(UTC),
+        kind=kind,
+        dataset_id=dataset_id,
+        status="RUNNING",
+        total=total,
+        params=params,
+        orchestrator_run_id=orchestrator_run_id,
+        started_at=datetime.now(UTC),
     )
     session.add(task)
     session.flush()
@@ -93,7 +105,12 @@ def add_task_progress(session: Session, task_id: str, done_delta: int) -> Task:
 
 
 def finish_task(
-    session: Session, task_id: str, *, status: str, result: dict[str, Any] | None = None, error: str | None = None
+    session: Session,
+    task_id: str,
+    *,
+    status: str,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
 ) -> None:
     task = session.get(Task, task_id)
     if task is None:

@@ -33,7 +33,11 @@ def report(
         table.add_column(column, overflow="fold")
     for image in data["images"]:
         table.add_row(
-            image["filename"], f"{image['width']}x{image['height']}", image["status"],
-            image["status_reason"] or "", image["bucket"] or "", (image["caption"] or "")[:60],
+            image["filename"],
+            f"{image['width']}x{image['height']}",
+            image["status"],
+            image["status_reason"] or "",
+            image["bucket"] or "",
+            (image["caption"] or "")[:60],
         )
     out_console.print(table)

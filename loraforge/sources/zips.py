@@ -30,7 +30,11 @@ def enumerate_zip(
     with archive:
         for info in archive.infolist():
             name = info.filename
-            if info.is_dir() or name.startswith(_SKIPPED_PREFIXES) or PurePosixPath(name).name.startswith("."):
+            if (
+                info.is_dir()
+                or name.startswith(_SKIPPED_PREFIXES)
+                or PurePosixPath(name).name.startswith(".")
+            ):
                 continue
             error = unsafe_reason(name) or _size_reason(info, limits)
             total += info.file_size

@@ -43,7 +43,9 @@ def open_context(settings: Settings | None = None) -> Context:
         if catalog is None:
             catalog = _catalogs[url] = Catalog(url)
     store_config = StoreConfig.from_settings(settings)
-    return Context(settings=settings, catalog=catalog, store=open_store(store_config), store_config=store_config)
+    return Context(
+        settings=settings, catalog=catalog, store=open_store(store_config), store_config=store_config
+    )
 
 
 def reset_contexts() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from loraforge.catalog.models import Caption, Dataset, Derivative, Face, Image, ImageMetadata
+from loraforge.catalog.models import Caption, Dataset, Derivative, Face, ImageMetadata
 from loraforge.catalog.queries import dataset_images
 
 BUCKET_KIND = "bucket"
@@ -81,7 +81,7 @@ def _active_captions(session: Session, ids: list[str]) -> dict[str, str]:
     rows = session.execute(
         select(Caption.image_id, Caption.text).where(Caption.image_id.in_(ids), Caption.is_active.is_(True))
     )
-    return dict(rows.tuples().all())
+    return {key: value for key, value in rows}
 
 
 def _latest_buckets(session: Session, ids: list[str], params_hash: str | None) -> dict[str, Derivative]:
@@ -102,4 +102,4 @@ def _face_counts(session: Session, ids: list[str]) -> dict[str, int]:
     rows = session.execute(
         select(Face.image_id, func.count()).where(Face.image_id.in_(ids)).group_by(Face.image_id)
     )
-    return dict(rows.tuples().all())
+    return {key: value for key, value in rows}

@@ -1,0 +1,1 @@
+"""The REST facade of LoRA Forge (FastAPI): the only door for clients."""

@@ -34,16 +34,36 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]
 
 
 def _image(dataset_id: str, sha: str) -> Image:
-    return Image(dataset_id=dataset_id, sha256=sha, object_key=f"originals/{sha[:2]}/{sha}",
-                 original_filename="a.jpg", source_kind="folder", source_uri="/x", width=1, height=1,
-                 format="jpeg", bytes=1)
+    return Image(
+        dataset_id=dataset_id,
+        sha256=sha,
+        object_key=f"originals/{sha[:2]}/{sha}",
+        original_filename="a.jpg",
+        source_kind="folder",
+        source_uri="/x",
+        width=1,
+        height=1,
+        format="jpeg",
+        bytes=1,
+    )
 
 
 def test_migrations_create_every_table(catalog: Catalog) -> None:
     catalog.ensure_schema()
     tables = set(inspect(catalog.engine).get_table_names())
-    assert {"workspaces", "datasets", "images", "image_metadata", "captions", "faces", "derivatives",
-            "tasks", "exports", "trainings", "alembic_version"} <= tables
+    assert {
+        "workspaces",
+        "datasets",
+        "images",
+        "image_metadata",
+        "captions",
+        "faces",
+        "derivatives",
+        "tasks",
+        "exports",
+        "trainings",
+        "alembic_version",
+    } <= tables
     assert current_revision(catalog.engine) == "0001"
     upgrade(catalog.engine)  # a second upgrade is a no-op
     assert current_revision(catalog.engine) == "0001"

@@ -48,8 +48,13 @@ def make_source(root: Path) -> Path:
     (root / "empty.jpg").write_bytes(b"")
     (root / "huge.jpg").write_bytes(jpeg_bytes(1400, 1000, seed=13))  # over the 1 MP limit set below
     (root / "pics.zip").write_bytes(
-        zip_bytes({"good/inzip.jpg": jpeg_bytes(seed=14), "../../evil.jpg": jpeg_bytes(seed=15),
-                   "bomb.png": zip_bomb_entry_bytes(16 * 1024 * 1024)})
+        zip_bytes(
+            {
+                "good/inzip.jpg": jpeg_bytes(seed=14),
+                "../../evil.jpg": jpeg_bytes(seed=15),
+                "bomb.png": zip_bomb_entry_bytes(16 * 1024 * 1024),
+            }
+        )
     )
     return root
 
@@ -72,7 +77,9 @@ def ingest(source: Path, **options: Any) -> dict[str, Any]:
 def catalog_snapshot() -> tuple[list[tuple[str, ...]], list[str]]:
     ctx = open_context()
     with ctx.catalog.session() as session:
-        rows = session.execute(select(Image.id, Image.sha256, Image.original_filename, Image.object_key)).all()
+        rows = session.execute(
+            select(Image.id, Image.sha256, Image.original_filename, Image.object_key)
+        ).all()
     return sorted(tuple(row) for row in rows), sorted(info.key for info in ctx.store.list())
 
 
@@ -88,8 +95,13 @@ def test_bad_inputs_are_reported_while_good_pictures_are_ingested(source: Path) 
         images = {image.original_filename: image for image in session.scalars(select(Image))}
         task = session.get(Task, summary["task_id"])
         assert task is not None and task.status == "COMPLETED" and task.done == task.total == summary["found"]
-    assert set(images) == {"astronaut.png", "coffee.png", "nested/deeper/photo1.jpg", "copy_of_photo2.jpg",
-                           "good/inzip.jpg"}
+    assert set(images) == {
+        "astronaut.png",
+        "coffee.png",
+        "nested/deeper/photo1.jpg",
+        "copy_of_photo2.jpg",
+        "good/inzip.jpg",
+    }
     astronaut = images["astronaut.png"]
     assert (astronaut.width, astronaut.height, astronaut.format) == (512, 512, "png")
     assert ctx.store.get(astronaut.object_key) == real_photo_paths()["astronaut"].read_bytes()
@@ -107,7 +119,9 @@ def test_second_ingest_leaves_catalog_and_store_unchanged(source: Path) -> None:
     assert catalog_snapshot() == before
 
 
-def test_retried_shard_adds_no_duplicate_rows_or_objects(source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retried_shard_adds_no_duplicate_rows_or_objects(
+    source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Fail each shard once *after* its rows were committed; Prefect retries it."""
     from flows import _common
 

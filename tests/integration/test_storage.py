@@ -23,8 +23,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStor
         return
     server: S3Server = request.getfixturevalue("s3_server")
     yield open_store(
-        StoreConfig(url=f"s3://lf-{uuid.uuid4().hex[:10]}", endpoint=server.endpoint,
-                    access_key=server.access_key, secret_key=server.secret_key, secure=False)
+        StoreConfig(
+            url=f"s3://lf-{uuid.uuid4().hex[:10]}",
+            endpoint=server.endpoint,
+            access_key=server.access_key,
+            secret_key=server.secret_key,
+            secure=False,
+        )
     )
 
 
@@ -65,7 +70,7 @@ def test_presigned_url_serves_the_object(store: ObjectStore) -> None:
     store.put("derived/x/thumb.webp", b"thumbnail")
     url = store.presigned_url("derived/x/thumb.webp", expires_s=60)
     if url.startswith("file://"):
-        assert Path(url[len("file://"):]).read_bytes() == b"thumbnail"
+        assert Path(url[len("file://") :]).read_bytes() == b"thumbnail"
     else:
         assert httpx.get(url).content == b"thumbnail"
 

@@ -77,7 +77,8 @@ def test_bad_zip_is_reported_and_other_sources_go_on(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://127.0.0.1/x.jpg", "http://localhost:8080/x.jpg", "http://10.1.2.3/x.jpg", "file:///etc/passwd"]
+    "url",
+    ["http://127.0.0.1/x.jpg", "http://localhost:8080/x.jpg", "http://10.1.2.3/x.jpg", "file:///etc/passwd"],
 )
 def test_private_and_non_http_urls_are_refused(url: str) -> None:
     with pytest.raises(InvalidInput):

@@ -50,8 +50,14 @@ def base_url() -> Iterator[str]:
     server.shutdown()
 
 
-LIMITS = SourceLimits(max_file_bytes=2048, max_zip_ratio=100, max_zip_total_bytes=10**9,
-                      url_timeout_s=5, url_max_redirects=2, allow_private_urls=True)
+LIMITS = SourceLimits(
+    max_file_bytes=2048,
+    max_zip_ratio=100,
+    max_zip_total_bytes=10**9,
+    url_timeout_s=5,
+    url_max_redirects=2,
+    allow_private_urls=True,
+)
 
 
 def test_fetches_an_image_through_redirects(base_url: str) -> None:
@@ -61,8 +67,12 @@ def test_fetches_an_image_through_redirects(base_url: str) -> None:
 
 @pytest.mark.parametrize(
     ("path", "reason"),
-    [("/redirect/5", "too many redirects"), ("/page.html", "content type"), ("/big.jpg", "too large"),
-     ("/missing.jpg", "HTTP 404")],
+    [
+        ("/redirect/5", "too many redirects"),
+        ("/page.html", "content type"),
+        ("/big.jpg", "too large"),
+        ("/missing.jpg", "HTTP 404"),
+    ],
 )
 def test_refusals_have_reasons(base_url: str, path: str, reason: str) -> None:
     with pytest.raises(InvalidInput, match=reason):
