@@ -1,0 +1,99 @@
+"""One error format for every failure, {"error": {"code", "message"}}, mapped from loraforge.errors."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from loraforge.errors import (
+    CatalogError,
+    ConfigError,
+    Conflict,
+    InvalidInput,
+    LoraForgeError,
+    NotFound,
+    StorageError,
+)
+
+log = logging.getLogger(__name__)
+
+# Most specific first: the first class an exception is an instance of decides its status and code.
+ERROR_STATUS: tuple[tuple[type[LoraForgeError], int, str], ...] = (
+    (NotFound, 404, "not_found"),
+    (Conflict, 409, "conflict"),
+    (InvalidInput, 422, "invalid_input"),
+    (ConfigError, 503, "config_error"),
+    (CatalogError, 503, "catalog_unavailable"),
+    (StorageError, 503, "storage_unavailable"),
+)
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = jsonable_encoder(details)
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def _status_code_name(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
+
+
+async def handle_loraforge_error(_request: Request, exc: Exception) -> JSONResponse:
+    for error_class, status, code in ERROR_STATUS:
+        if isinstance(exc, error_class):
+            if status >= 500:
+                log.warning("%s: %s", code, exc)
+            return error_response(status, code, str(exc))
+    log.error("unexpected LoRA Forge error", exc_info=exc)
+    return error_response(500, "internal_error", str(exc))
+
+
+async def handle_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type", "")}
+        for error in exc.errors()
+    ]
+    message = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+    return error_response(422, "invalid_input", message or "invalid request", details=errors)
+
+
+async def handle_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return error_response(
+        exc.status_code,
+        _status_code_name(exc.status_code),
+        str(exc.detail),
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def handle_integrity_error(_request: Request, exc: Exception) -> JSONResponse:
+    # A unique constraint raced past our explicit check (two requests creating the same name).
+    return error_response(409, "conflict", f"conflicts with existing data: {str(exc.__cause__ or exc)[:200]}")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(LoraForgeError, handle_loraforge_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_error)
+    app.add_exception_handler(IntegrityError, handle_integrity_error)

@@ -1,0 +1,28 @@
+"""The /api/v1 router: health is open, every other resource router sits behind the bearer token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from services.api.deps import require_token
+from services.api.routes import (
+    captions,
+    datasets,
+    exports,
+    health,
+    images,
+    runs,
+    tasks,
+    trainings,
+    workspaces,
+)
+
+
+def build_api_router() -> APIRouter:
+    api_router = APIRouter()
+    api_router.include_router(health.router)
+    protected = APIRouter(dependencies=[Depends(require_token)])
+    for module in (workspaces, datasets, images, captions, tasks, runs, exports, trainings):
+        protected.include_router(module.router)
+    api_router.include_router(protected)
+    return api_router

@@ -1,0 +1,123 @@
+"""Images: list with filters, read one with everything stages recorded, manual review, bytes, upload."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, BinaryIO
+
+from fastapi import APIRouter, File, Query, UploadFile, status
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+
+from loraforge.catalog.models import Dataset, Image
+from loraforge.errors import NotFound
+from services.api import crud, pipeline
+from services.api.deps import ContextDep, SessionDep, StoreDep
+from services.api.schemas import (
+    BucketPublic,
+    CaptionPublic,
+    FacePublic,
+    ImageDetail,
+    ImagePublic,
+    ImageReview,
+    ImagesPublic,
+    ImageStatus,
+    TaskAccepted,
+)
+from services.api.uploads import save_uploads
+
+router = APIRouter(tags=["images"])
+CHUNK_BYTES = 256 * 1024
+MEDIA_TYPES = {"jpeg": "image/jpeg", "jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+
+
+@router.get("/datasets/{dataset_id}/images", response_model=ImagesPublic)
+def read_images(
+    session: SessionDep,
+    dataset_id: str,
+    status_: Annotated[list[ImageStatus] | None, Query(alias="status")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> ImagesPublic:
+    crud.get_or_404(session, Dataset, dataset_id)
+    rows, count = crud.list_images(session, dataset_id, statuses=status_ or (), offset=offset, limit=limit)
+    return ImagesPublic(data=[ImagePublic.model_validate(row) for row in rows], count=count)
+
+
+@router.post(
+    "/datasets/{dataset_id}/images", response_model=TaskAccepted, status_code=status.HTTP_202_ACCEPTED
+)
+def upload_images(
+    session: SessionDep, ctx: ContextDep, dataset_id: str, files: Annotated[list[UploadFile], File()]
+) -> TaskAccepted:
+    """Store the uploaded pictures through the ingest flow; poll the returned task."""
+    dataset = crud.get_or_404(session, Dataset, dataset_id)
+    folder, saved = save_uploads(files, max_file_bytes=ctx.settings.max_file_bytes)
+    task_id = pipeline.launch(
+        ctx,
+        stage=pipeline.StageName.ingest,
+        dataset_id=dataset.id,
+        dataset=dataset.name,
+        workspace=dataset.workspace.name,
+        params={"sources": [str(path) for path in saved]},
+        cleanup=folder,
+    )
+    return TaskAccepted(task_id=task_id, kind="ingest", status="PENDING")
+
+
+@router.get("/images/{image_id}", response_model=ImageDetail)
+def read_image(session: SessionDep, image_id: str) -> ImageDetail:
+    image = crud.get_or_404(session, Image, image_id)
+    dataset = crud.get_or_404(session, Dataset, image.dataset_id)
+    bucket = crud.image_bucket(session, image, dataset)
+    return ImageDetail(
+        **ImagePublic.model_validate(image).model_dump(),
+        thumbnail_key=image.thumbnail_key,
+        metadata=crud.image_metadata(session, image.id),
+        captions=[CaptionPublic.model_validate(c) for c in crud.image_captions(session, image.id)],
+        faces=[FacePublic.model_validate(f) for f in crud.image_faces(session, image.id)],
+        bucket=BucketPublic.model_validate(bucket) if bucket else None,
+    )
+
+
+@router.patch("/images/{image_id}", response_model=ImagePublic)
+def review_image(session: SessionDep, image_id: str, body: ImageReview) -> ImagePublic:
+    image = crud.get_or_404(session, Image, image_id)
+    return ImagePublic.model_validate(
+        crud.review_image(session, image, status=body.status, reason=body.reason)
+    )
+
+
+@router.get("/images/{image_id}/thumbnail", response_class=Response)
+def read_thumbnail(session: SessionDep, store: StoreDep, image_id: str, redirect: bool = False) -> Response:
+    image = crud.get_or_404(session, Image, image_id)
+    if not image.thumbnail_key:
+        raise NotFound(f"image {image_id} has no thumbnail yet")
+    return object_response(store, image.thumbnail_key, media_type="image/webp", redirect=redirect)
+
+
+@router.get("/images/{image_id}/original", response_class=Response)
+def read_original(session: SessionDep, store: StoreDep, image_id: str, redirect: bool = False) -> Response:
+    image = crud.get_or_404(session, Image, image_id)
+    media_type = MEDIA_TYPES.get(image.format.lower(), "application/octet-stream")
+    return object_response(store, image.object_key, media_type=media_type, redirect=redirect)
+
+
+def object_response(
+    store: StoreDep, key: str, *, media_type: str, redirect: bool, filename: str | None = None
+) -> Response:
+    """Stream an object, or send the client to a presigned URL so the bytes skip the API."""
+    if redirect:
+        return RedirectResponse(store.presigned_url(key), status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+    size = store.stat(key).size
+    headers = {"Content-Length": str(size), "Cache-Control": "private, max-age=3600"}
+    if filename:
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return StreamingResponse(_chunks(store.open(key)), media_type=media_type, headers=headers)
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    try:
+        while chunk := stream.read(CHUNK_BYTES):
+            yield chunk
+    finally:
+        stream.close()

@@ -1,0 +1,244 @@
+"""Request and response schemas of the API, in families: XCreate / XUpdate / XPublic / XsPublic."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+TargetModel = Literal["sd15", "sdxl", "flux"]
+ImageStatus = Literal["pending", "kept", "rejected", "duplicate"]
+ReviewStatus = Literal["kept", "rejected"]
+
+
+class Schema(BaseModel):
+    """Reads attributes of ORM rows, so a handler can validate a row straight into a public schema."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ErrorBody(Schema):
+    code: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorPublic(Schema):
+    error: ErrorBody
+
+
+class HealthPublic(Schema):
+    status: Literal["ok", "degraded"]
+    version: str
+    catalog: bool
+    storage: bool
+
+
+class WorkspaceCreate(Schema):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class WorkspacePublic(Schema):
+    id: str
+    name: str
+    created_at: datetime
+
+
+class WorkspacesPublic(Schema):
+    data: list[WorkspacePublic]
+    count: int
+
+
+class DatasetCreate(Schema):
+    name: str = Field(min_length=1, max_length=200)
+    trigger_word: str | None = Field(default=None, max_length=200)
+    class_word: str | None = Field(default=None, max_length=200)
+    target_model: TargetModel = "sdxl"
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class DatasetUpdate(Schema):
+    """Fields left out stay as they are; `settings` keys are merged into the stored settings."""
+
+    trigger_word: str | None = Field(default=None, max_length=200)
+    class_word: str | None = Field(default=None, max_length=200)
+    target_model: TargetModel | None = None
+    settings: dict[str, Any] | None = None
+
+
+class DatasetPublic(Schema):
+    id: str
+    workspace_id: str
+    name: str
+    trigger_word: str | None
+    class_word: str | None
+    target_model: str
+    settings: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class DatasetsPublic(Schema):
+    data: list[DatasetPublic]
+    count: int
+
+
+class DatasetStats(Schema):
+    total: int
+    by_status: dict[str, int]
+    by_bucket: dict[str, int]
+    captioned: int
+
+
+class ImagePublic(Schema):
+    id: str
+    dataset_id: str
+    sha256: str
+    original_filename: str
+    source_kind: str
+    source_uri: str
+    width: int
+    height: int
+    format: str
+    bytes: int
+    phash: str | None
+    status: str
+    status_reason: str | None
+    status_manual: bool
+    duplicate_of: str | None
+    thumbnail_key: str | None = Field(default=None, exclude=True)
+    created_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def has_thumbnail(self) -> bool:
+        return self.thumbnail_key is not None
+
+
+class ImagesPublic(Schema):
+    data: list[ImagePublic]
+    count: int
+
+
+class ImageReview(Schema):
+    """A manual keep/reject decision; it sticks (status_manual) when curation runs again."""
+
+    status: ReviewStatus
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class CaptionPublic(Schema):
+    id: str
+    image_id: str
+    variant: str
+    text: str
+    source_model: str | None
+    is_active: bool
+    edited: bool
+    created_at: datetime
+
+
+class CaptionsPublic(Schema):
+    data: list[CaptionPublic]
+    count: int
+
+
+class CaptionUpdate(Schema):
+    text: str = Field(min_length=1, max_length=10_000)
+    variant: str | None = Field(default=None, max_length=100, description="Default: the active variant.")
+
+
+class FacePublic(Schema):
+    id: str
+    detector: str
+    bbox: list[Any]
+    score: float
+    landmarks: list[Any] | None
+
+
+class BucketPublic(Schema):
+    target: str | None
+    width: int
+    height: int
+    box: list[Any] | None
+    object_key: str
+
+
+class ImageDetail(ImagePublic):
+    metadata: dict[str, Any]
+    captions: list[CaptionPublic]
+    faces: list[FacePublic]
+    bucket: BucketPublic | None
+
+
+class TaskPublic(Schema):
+    id: str
+    dataset_id: str | None
+    kind: str
+    status: str
+    progress: float
+    done: int
+    total: int
+    error: str | None
+    params: dict[str, Any]
+    result: dict[str, Any] | None
+    orchestrator_run_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class TasksPublic(Schema):
+    data: list[TaskPublic]
+    count: int
+
+
+class TaskAccepted(Schema):
+    """The answer to anything long: poll GET /tasks/{task_id}."""
+
+    task_id: str
+    kind: str
+    status: str
+
+
+class RunRequest(Schema):
+    params: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments of the flow.")
+
+
+class ExportPublic(Schema):
+    id: str
+    dataset_id: str
+    format: str
+    status: str
+    object_key: str | None
+    image_count: int
+    bytes: int
+    created_at: datetime
+
+
+class ExportsPublic(Schema):
+    data: list[ExportPublic]
+    count: int
+
+
+class TrainingPublic(Schema):
+    id: str
+    dataset_id: str
+    export_id: str
+    provider: str
+    trainer_version: str | None
+    destination: str | None
+    params: dict[str, Any]
+    status: str
+    remote_id: str | None
+    output_version: str | None
+    weights_url: str | None
+    logs_tail: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TrainingsPublic(Schema):
+    data: list[TrainingPublic]
+    count: int

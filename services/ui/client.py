@@ -1,0 +1,146 @@
+"""An HTTP client for the LoRA Forge API: the dashboard's only way to data (never the database)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+API_PREFIX = "/api/v1"
+FINISHED = ("COMPLETED", "FAILED", "CANCELLED")
+
+
+class ApiError(Exception):
+    """The API answered with an error (its code and message) or could not be reached."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    base_url: str
+    token: str | None = None
+    timeout_s: float = 30.0
+
+    @classmethod
+    def from_env(cls) -> ClientConfig:
+        """LORAFORGE_API_URL and LORAFORGE_API_TOKEN, as the API itself reads them."""
+        return cls(
+            base_url=os.environ.get("LORAFORGE_API_URL", DEFAULT_API_URL).rstrip("/"),
+            token=os.environ.get("LORAFORGE_API_TOKEN") or None,
+        )
+
+
+class ApiClient:
+    """Thin methods over the REST resources; each returns the decoded JSON (or bytes)."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
+        self.config = config
+        self._http = httpx.Client(
+            base_url=config.base_url + API_PREFIX, headers=headers, timeout=config.timeout_s
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiError(
+                0, "unreachable", f"cannot reach the API at {self.config.base_url}: {exc}"
+            ) from exc
+        if response.is_error:
+            try:
+                error = response.json()["error"]
+                raise ApiError(response.status_code, error["code"], error["message"])
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(response.status_code, "http_error", response.text[:300]) from None
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    def health(self) -> dict[str, Any]:
+        return self._json("GET", "/health")
+
+    def workspaces(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/workspaces")["data"]
+
+    def create_workspace(self, name: str) -> dict[str, Any]:
+        return self._json("POST", "/workspaces", json={"name": name})
+
+    def datasets(self, workspace_id: str) -> list[dict[str, Any]]:
+        return self._json("GET", f"/workspaces/{workspace_id}/datasets")["data"]
+
+    def create_dataset(self, workspace_id: str, **fields: Any) -> dict[str, Any]:
+        return self._json("POST", f"/workspaces/{workspace_id}/datasets", json=fields)
+
+    def dataset(self, dataset_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/datasets/{dataset_id}")
+
+    def update_dataset(self, dataset_id: str, **changes: Any) -> dict[str, Any]:
+        return self._json("PATCH", f"/datasets/{dataset_id}", json=changes)
+
+    def stats(self, dataset_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/datasets/{dataset_id}/stats")
+
+    def images(
+        self, dataset_id: str, *, statuses: list[str] | None = None, offset: int = 0, limit: int = 100
+    ) -> dict[str, Any]:
+        params: list[tuple[str, str | int]] = [("offset", offset), ("limit", limit)]
+        params += [("status", status) for status in statuses or []]
+        return self._json("GET", f"/datasets/{dataset_id}/images", params=params)
+
+    def image(self, image_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/images/{image_id}")
+
+    def thumbnail(self, image_id: str) -> bytes:
+        return self._request("GET", f"/images/{image_id}/thumbnail").content
+
+    def original(self, image_id: str) -> bytes:
+        return self._request("GET", f"/images/{image_id}/original").content
+
+    def review(self, image_id: str, status: str, reason: str | None = None) -> dict[str, Any]:
+        return self._json("PATCH", f"/images/{image_id}", json={"status": status, "reason": reason or None})
+
+    def captions(self, image_id: str) -> list[dict[str, Any]]:
+        return self._json("GET", f"/images/{image_id}/captions")["data"]
+
+    def edit_caption(self, image_id: str, text: str, variant: str | None = None) -> dict[str, Any]:
+        return self._json(
+            "PUT", f"/images/{image_id}/captions/active", json={"text": text, "variant": variant}
+        )
+
+    def upload(self, dataset_id: str, files: list[tuple[str, bytes, str]]) -> dict[str, Any]:
+        """Files as (name, bytes, content type); answers the ingest task to poll."""
+        parts = [("files", (name, data, content_type)) for name, data, content_type in files]
+        return self._json("POST", f"/datasets/{dataset_id}/images", files=parts)
+
+    def start_run(self, dataset_id: str, stage: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self._json("POST", f"/datasets/{dataset_id}/runs/{stage}", json={"params": params or {}})
+
+    def tasks(self, dataset_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        return self._json("GET", f"/datasets/{dataset_id}/tasks", params={"limit": limit})["data"]
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/tasks/{task_id}")
+
+    def exports(self, dataset_id: str) -> list[dict[str, Any]]:
+        return self._json("GET", f"/datasets/{dataset_id}/exports")["data"]
+
+    def export_manifest(self, export_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/exports/{export_id}/manifest")
+
+    def download_export(self, export_id: str) -> bytes:
+        return self._request("GET", f"/exports/{export_id}/download").content
+
+    def trainings(self, dataset_id: str) -> list[dict[str, Any]]:
+        return self._json("GET", f"/datasets/{dataset_id}/trainings")["data"]

@@ -1,0 +1,59 @@
+"""`loraforge serve` answers on the port it was given; `loraforge worker` builds one deployment per flow."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from loraforge.cli.serve import worker_deployments
+from services.api.pipeline import DEPLOYMENT_NAME
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_command_runs_the_api(stack_env: dict[str, str]) -> None:
+    port = free_port()
+    exe = shutil.which("loraforge", path=str(Path(sys.executable).parent)) or "loraforge"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAFORGE_")} | stack_env
+    env["LORAFORGE_API_TOKEN"] = "cli-token"
+    process = subprocess.Popen(
+        [exe, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        health = None
+        for _ in range(240):  # the bound only stops a hung test; start-up is a few seconds
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                time.sleep(0.5)
+        assert health is not None and health.json()["status"] == "ok"
+        denied = httpx.get(f"http://127.0.0.1:{port}/api/v1/workspaces", timeout=5)
+        assert denied.status_code == 401
+        allowed = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/workspaces",
+            headers={"Authorization": "Bearer cli-token"},
+            timeout=5,
+        )
+        assert allowed.json() == {"data": [], "count": 0}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_worker_serves_every_importable_flow_under_one_deployment_name() -> None:
+    deployments = worker_deployments()
+    assert {d.name for d in deployments} == {DEPLOYMENT_NAME}
+    assert "ingest" in {d.flow_name for d in deployments}

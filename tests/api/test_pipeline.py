@@ -1,0 +1,64 @@
+"""The API's run launcher without Prefect: argument checks and failure bookkeeping on the task row."""
+
+from __future__ import annotations
+
+import pytest
+
+from loraforge.catalog.models import Task
+from loraforge.errors import InvalidInput, NotFound
+from loraforge.stages.context import Context
+from services.api import pipeline
+from tests.api.factories import make_dataset, make_workspace
+
+
+class FakeFlow:
+    """Stands in for a Prefect flow object: a name and the wrapped function."""
+
+    name = "fake"
+
+    def __init__(self, fn: object) -> None:
+        self.fn = fn
+
+    def __call__(self, **kwargs: object) -> object:
+        return self.fn(**kwargs)  # type: ignore[operator]
+
+
+def needs_sources(
+    sources: list[str], dataset: str, workspace: str = "default", task_id: str | None = None
+) -> None:
+    raise RuntimeError("the cluster is on fire")
+
+
+def test_flow_arguments_fill_dataset_workspace_and_task() -> None:
+    flow = FakeFlow(needs_sources)
+    arguments = pipeline.flow_arguments(
+        flow, dataset="alice", workspace="studio", task_id="t1", params={"sources": ["a"]}
+    )
+    assert arguments == {"sources": ["a"], "dataset": "alice", "workspace": "studio", "task_id": "t1"}
+    with pytest.raises(InvalidInput, match="needs parameter"):
+        pipeline.flow_arguments(flow, dataset="alice", workspace="w", task_id="t", params={})
+    with pytest.raises(InvalidInput, match="unknown parameter"):
+        pipeline.flow_arguments(
+            flow, dataset="alice", workspace="w", task_id="t", params={"sources": [], "x": 1}
+        )
+
+
+def test_a_flow_that_dies_before_taking_its_task_marks_it_failed(ctx: Context) -> None:
+    with ctx.catalog.session() as session:
+        dataset_id = make_dataset(session, make_workspace(session)).id
+    task_id = pipeline.create_pending_task(ctx, kind="ingest", dataset_id=dataset_id, params={})
+    with ctx.catalog.session() as session:
+        assert session.get(Task, task_id).status == "PENDING"  # type: ignore[union-attr]
+    pipeline._run_flow(ctx, FakeFlow(needs_sources), {"sources": [], "dataset": "alice"}, task_id, None)
+    with ctx.catalog.session() as session:
+        task = session.get(Task, task_id)
+        assert task is not None and task.status == "FAILED"
+        assert task.error == "RuntimeError: the cluster is on fire"
+
+
+def test_available_flows_include_ingest_and_missing_stages_are_not_found() -> None:
+    flows = pipeline.available_flows()
+    assert flows[pipeline.StageName.ingest].name == "ingest"
+    for stage in set(pipeline.StageName) - set(flows):
+        with pytest.raises(NotFound, match="not available"):
+            pipeline.load_flow(stage)
