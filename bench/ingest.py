@@ -96,8 +96,13 @@ def main() -> None:
 
     baseline_s = plain_loop(corpus, workdir / "plain")
 
-    megapixels = sum(Image.open(p).size[0] * Image.open(p).size[1] for p in corpus.iterdir()) / 1e6 / args.images
-    print(f"corpus: {args.images} JPEGs, {megapixels:.2f} MP average, {total_bytes / 1e6:.0f} MB; cpus={os.cpu_count()}")
+    megapixels = (
+        sum(Image.open(p).size[0] * Image.open(p).size[1] for p in corpus.iterdir()) / 1e6 / args.images
+    )
+    print(
+        f"corpus: {args.images} JPEGs, {megapixels:.2f} MP average, {total_bytes / 1e6:.0f} MB; "
+        f"cpus={os.cpu_count()}"
+    )
     print(f"ray + prefect start-up (warm-up run on 1 picture): {startup_s:.1f} s")
     print(f"{'path':<44}{'seconds':>10}{'images/s':>12}")
     print(f"{'plain single-process loop (baseline)':<44}{baseline_s:>10.2f}{args.images / baseline_s:>12.1f}")
