@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import attrgetter
 
 import numpy as np
 
 from loraforge.curation.features import ImageFeatures
-from loraforge.curation.hamming_index import HammingIndex, as_hash_array, popcount64
+from loraforge.curation.hamming_index import HammingIndex, popcount64
 from loraforge.curation.keeper import keeper_rank
 from loraforge.curation.perceptual import from_hex
 
@@ -128,29 +130,33 @@ def _exact_nodes(records: Sequence[HashRecord]) -> list[list[tuple[HashRecord, s
 
     Each later record carries how it equals the first: "sha256" (same bytes) or "pixels".
     """
-    parent = list(range(len(records)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    links: list[tuple[int, int]] = []
     for key_name in ("sha256", "pixel_hash"):
         first: dict[str, int] = {}
-        for i, record in enumerate(records):
-            key = getattr(record, key_name)
-            if not key:
-                continue
-            if key in first:
-                parent[find(i)] = find(first[key])
-            else:
-                first[key] = i
+        for i, key in enumerate(map(attrgetter(key_name), records)):
+            if key and first.setdefault(key, i) != i:
+                links.append((first[key], i))
+    # Union-find over the few linked records only; every other record is a node of its own.
+    parent: dict[int, int] = {}
+
+    def find(i: int) -> int:
+        root = i
+        while parent.setdefault(root, root) != root:
+            root = parent[root]
+        while parent[i] != root:
+            parent[i], i = root, parent[i]
+        return root
+
+    for a, b in links:
+        parent[find(b)] = find(a)
     components: dict[int, list[int]] = {}
     for i in range(len(records)):
-        components.setdefault(find(i), []).append(i)
+        components.setdefault(find(i) if i in parent else i, []).append(i)
     nodes = []
     for members in components.values():
+        if len(members) == 1:  # nearly every image: nothing to rank
+            nodes.append([(records[members[0]], None)])
+            continue
         ordered = [records[i] for i in sorted(members, key=lambda i: keeper_rank(records[i]))]
         head = ordered[0]
         nodes.append(
@@ -173,9 +179,9 @@ def _near_edges(
     if usable.size < 2:
         return {}
     rec = [reps[i][0] for i in usable]
-    phash = as_hash_array([r.phash for r in rec])
-    dhash = as_hash_array([r.dhash for r in rec])
-    dhash_mirror = as_hash_array([r.dhash_mirror for r in rec])
+    phash = _column(rec, "phash")
+    dhash = _column(rec, "dhash")
+    dhash_mirror = _column(rec, "dhash_mirror")
     index = HammingIndex(phash, max_distance=max_distance)
     edges: dict[tuple[int, int], _Edge] = {}
 
@@ -191,19 +197,28 @@ def _near_edges(
 
     pairs = index.self_pairs()
     add(pairs.left, pairs.right, pairs.distance, dhash, mirrored=False, cropped=False)
-    pairs = index.query(as_hash_array([r.phash_mirror for r in rec]))
+    pairs = index.query(_column(rec, "phash_mirror"))
     add(pairs.left, pairs.right, pairs.distance, dhash_mirror, mirrored=True, cropped=False)
-    views = [(owner, h) for owner, r in enumerate(rec) for h in r.crop_phashes]
-    if crop_max_distance is not None and views:
-        crop_index = (
-            index
-            if crop_max_distance == max_distance
-            else HammingIndex(phash, max_distance=crop_max_distance)
-        )
-        owners = np.array([owner for owner, _ in views], dtype=np.int64)
-        pairs = crop_index.query(as_hash_array([h for _, h in views]))
-        add(owners[pairs.left], pairs.right, pairs.distance, dhash, mirrored=False, cropped=True)
+    if crop_max_distance is not None:
+        view_counts = np.fromiter((len(r.crop_phashes) for r in rec), dtype=np.int64, count=len(rec))
+        if view_counts.sum():
+            crop_index = (
+                index
+                if crop_max_distance == max_distance
+                else HammingIndex(phash, max_distance=crop_max_distance)
+            )
+            owners = np.repeat(np.arange(len(rec), dtype=np.int64), view_counts)
+            views = np.fromiter(
+                chain.from_iterable(r.crop_phashes for r in rec), dtype=np.uint64, count=int(owners.size)
+            )
+            pairs = crop_index.query(views)
+            add(owners[pairs.left], pairs.right, pairs.distance, dhash, mirrored=False, cropped=True)
     return edges
+
+
+def _column(records: Sequence[HashRecord], name: str) -> np.ndarray:
+    """One hash field of every record as uint64 (hashes are unsigned 64-bit, so no masking is needed)."""
+    return np.fromiter(map(attrgetter(name), records), dtype=np.uint64, count=len(records))
 
 
 def _better(new: _Edge, old: _Edge) -> bool:
@@ -217,7 +232,9 @@ def _stars(
     for (a, b), edge in edges.items():
         neighbours.setdefault(a, []).append((b, edge))
         neighbours.setdefault(b, []).append((a, edge))
-    order = sorted(range(len(nodes)), key=lambda n: keeper_rank(nodes[n][0][0]))
+    # Only nodes with a neighbour or an exact copy can form a group; ranking the rest is wasted work.
+    involved = set(neighbours) | {n for n, members in enumerate(nodes) if len(members) > 1}
+    order = sorted(involved, key=lambda n: keeper_rank(nodes[n][0][0]))
     assigned: set[int] = set()
     groups = []
     for centre in order:

@@ -17,6 +17,7 @@ from itertools import combinations
 
 import numpy as np
 
+_INDEX_DTYPE = np.int32
 _MAX_CHUNK_BITS = 22
 """Chunk tables are dense arrays of 2^bits offsets; 22 bits is 32 MiB."""
 
@@ -73,6 +74,8 @@ class HammingIndex:
         if not 0 <= max_distance <= 32:
             raise ValueError("max_distance must be between 0 and 32 bits")
         self.hashes = as_hash_array(hashes)
+        if self.hashes.size >= 2**31:
+            raise ValueError("at most 2^31 - 1 hashes per index")
         self.max_distance = max_distance
         self.workers = workers or min(4, os.cpu_count() or 1)
         self._chunks = [
@@ -94,8 +97,9 @@ class HammingIndex:
     def _build_chunk(self, shift: int, bits: int, radius: int) -> _Chunk:
         keys = ((self.hashes >> np.uint64(shift)) & np.uint64((1 << bits) - 1)).astype(np.int64)
         order = np.argsort(keys, kind="stable")
-        counts = np.bincount(keys, minlength=1 << bits)
-        starts = np.cumsum(counts) - counts
+        # 32-bit tables halve the memory traffic of the per-probe gathers.
+        counts = np.bincount(keys, minlength=1 << bits).astype(_INDEX_DTYPE)
+        starts = (np.cumsum(counts, dtype=np.int64) - counts).astype(_INDEX_DTYPE)
         return _Chunk(shift, bits, order, self.hashes[order], starts, counts, _flip_masks(bits, radius))
 
     def _search(self, queries: np.ndarray, *, self_join: bool) -> Pairs:
@@ -120,7 +124,11 @@ class HammingIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         limit = self.max_distance
         qkeys = chunk.keys(queries)
-        subsets: dict[int, np.ndarray] = {}
+        # Queries in chunk-value order: flipping the same bits of sorted values visits the bucket tables
+        # almost in order, so the gathers below hit the cache instead of jumping at random (2-3x faster).
+        by_key = np.argsort(qkeys, kind="stable")
+        everyone = (by_key, qkeys[by_key], queries[by_key])
+        subsets: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         lefts, rights = [], []
         for mask in masks:
             # A self-join meets a pair with different chunk values from both ends; probe only from the
@@ -128,18 +136,19 @@ class HammingIndex:
             high = mask.bit_length() - 1
             if self_join and high >= 0:
                 if high not in subsets:
-                    subsets[high] = np.flatnonzero(((qkeys >> high) & 1) == 0)
-                subset = subsets[high]
+                    keep = ((everyone[1] >> high) & 1) == 0
+                    subsets[high] = (everyone[0][keep], everyone[1][keep], everyone[2][keep])
+                subset, subset_keys, subset_hashes = subsets[high]
             else:
-                subset = np.arange(queries.size)
-            targets = qkeys[subset] ^ mask
+                subset, subset_keys, subset_hashes = everyone
+            targets = subset_keys ^ mask
             counts = chunk.counts[targets]
-            total = int(counts.sum())
+            ends = np.cumsum(counts)
+            total = int(ends[-1]) if ends.size else 0
             if total == 0:
                 continue
-            ends = np.cumsum(counts)
             positions = np.repeat(chunk.starts[targets] - (ends - counts), counts) + np.arange(total)
-            candidates = np.repeat(queries[subset], counts) ^ chunk.sorted_hashes[positions]
+            candidates = np.repeat(subset_hashes, counts) ^ chunk.sorted_hashes[positions]
             hits = np.flatnonzero(popcount64(candidates) <= limit)
             if hits.size:
                 lefts.append(subset[np.searchsorted(ends, hits, side="right")])
