@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from PIL import Image
 
 CAPTION_TASKS = ("<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>", "<OCR>")
+# microsoft/Florence-2-* hold remote code and weight names the native transformers class cannot read (it
+# would load random weights); florence-community holds the same checkpoints converted, under the same names.
+REMOTE_CODE_PREFIX = "microsoft/Florence-2"
+NATIVE_ORG = "florence-community"
 
 
 @register_captioner("florence2")
@@ -29,6 +33,8 @@ class Florence2Captioner(TransformersCaptioner):
         if self.prompt not in CAPTION_TASKS:
             tasks = ", ".join(CAPTION_TASKS)
             raise InvalidInput(f"florence2 prompt must be a caption task ({tasks}), not {self.prompt!r}")
+        if self.model_ref.startswith(REMOTE_CODE_PREFIX):
+            self.model_ref = f"{NATIVE_ORG}/{self.model_ref.split('/', 1)[1]}"
 
     def _load_model(self, path: Path, placement: Placement) -> Any:
         from transformers import Florence2ForConditionalGeneration
