@@ -139,14 +139,14 @@ def test_face_box_lies_inside_the_crop_for_astronaut_and_grace_hopper(
 
 def test_exif_rotated_picture_is_cropped_in_displayed_coordinates(store_config: StoreConfig) -> None:
     store = open_store(store_config)
-    displayed = PILImage.new("RGB", (700, 1500), (128, 128, 128))
-    displayed.paste(real_photo("astronaut"), (100, 950))
+    displayed = PILImage.new("RGB", (600, 1100), (128, 128, 128))
+    displayed.paste(real_photo("astronaut"), (50, 550))
     item = put(store, "turned.jpg", with_orientation(displayed, 6))
-    assert (item["width"], item["height"]) == (700, 1500)
+    assert (item["width"], item["height"]) == (600, 1100)
     stage = make_stage(store_config, BucketOptions(target="sdxl", buckets="1024x1024"))
     [result] = run_inline(stage, [item])
     fx0, fy0, fx1, fy1 = result["faces"][0]["bbox"]
-    assert 250 < fx0 < 300 and 1000 < fy0 < 1050  # the astronaut's face, pasted at (100, 950)
+    assert 200 < fx0 < 250 and 590 < fy0 < 640  # the astronaut's face, pasted at (50, 550)
     x0, y0, x1, y1 = result["box"]
     assert x0 <= fx0 and y0 <= fy0 and fx1 <= x1 and fy1 <= y1
     expected = render_crop(displayed, tuple(result["box"]), stage.buckets.buckets[0])
@@ -293,3 +293,24 @@ def test_driver_records_faces_derivatives_and_report_and_resumes() -> None:
     again, processed = run_bucket(dataset_id, BucketOptions(target="sdxl"))
     assert processed == 0 and again.params_hash == first.params_hash
     assert report_by_name()["astronaut"]["bucket"] == "1024x1024"
+
+
+@pytest.mark.usefixtures("embedded_env")
+def test_cli_refuses_bad_options_before_any_flow_starts() -> None:
+    from typer.testing import CliRunner
+
+    from loraforge.cli.main import app
+
+    ingest_rows([])
+    runner = CliRunner()
+    for args, reason in (
+        (["--face-detector", "dlib"], "face detector must be one of opencv, retinaface"),
+        (["--format", "webp"], "format must be jpg or png"),
+        (["--buckets", "10x"], "bad bucket '10x'"),
+        (["--target", "sd3"], "target must be one of"),
+    ):
+        result = runner.invoke(app, ["bucket", "--dataset", "alice", *args])
+        assert result.exit_code == 1, result.output
+        assert reason in " ".join(result.output.split()), result.output
+    missing = runner.invoke(app, ["bucket", "--dataset", "bob"])
+    assert missing.exit_code == 1 and "dataset 'bob' not found" in missing.output
