@@ -33,6 +33,8 @@ def ensure_ray(*, address: str | None = None, num_cpus: int | None = None) -> No
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    # Ray lowers its workers' priority by default; on a shared laptop that starves the very work we run.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     if address:
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     else:

@@ -48,6 +48,7 @@ def dataset_report(session: Session, dataset: Dataset) -> dict[str, Any]:
                 "bucket": f"{bucket.width}x{bucket.height}" if bucket else None,
                 "crop": bucket.box if bucket else None,
                 "crop_reason": meta.get("crop_reason"),
+                "upscale": meta.get("upscale"),
                 "faces": faces.get(image.id),
             }
         )
