@@ -96,8 +96,11 @@ def strip_orchestration() -> None:
 def count_task_runs() -> int:
     from prefect.client.orchestration import get_client
 
+    count, page = 0, 200  # the API serves at most 200 runs per request
     with get_client(sync_client=True) as client:
-        return len(client.read_task_runs(limit=10_000))
+        while batch := client.read_task_runs(limit=page, offset=count):
+            count += len(batch)
+    return count
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from loraforge.catalog import queries
 from loraforge.catalog.models import Task
 from loraforge.config import Settings
+from loraforge.stages.base import Item, ProgressCallback, Result, ResultsCallback, Stage
 from loraforge.stages.context import Context
 
 T = TypeVar("T")
@@ -94,3 +95,28 @@ def fail_task(ctx: Context, task_id: str, exc: BaseException) -> None:
     """Record why a run stopped; the exception itself goes on to Prefect."""
     with ctx.catalog.session() as session:
         queries.finish_task(session, task_id, status="FAILED", error=f"{exc.__class__.__name__}: {exc}")
+
+
+def run_configured(
+    ctx: Context,
+    stage: Stage,
+    items: Sequence[Item],
+    *,
+    on_progress: ProgressCallback | None = None,
+    on_results: ResultsCallback | None = None,
+    executor: str | None = None,
+    pool_size: int | None = None,
+) -> list[Result]:
+    """Run a stage where the settings say (inline or the configured Ray cluster)."""
+    from ray_tasks import run_stage
+
+    return run_stage(
+        stage,
+        items,
+        executor=executor or ctx.settings.executor,
+        on_progress=on_progress,
+        on_results=on_results,
+        ray_address=ctx.settings.ray_address,
+        ray_num_cpus=ctx.settings.ray_num_cpus,
+        pool_size=pool_size,
+    )

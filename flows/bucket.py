@@ -7,7 +7,14 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows._common import ProgressReporter, fail_task, new_progress_artifact, shards, start_task
+from flows._common import (
+    ProgressReporter,
+    fail_task,
+    new_progress_artifact,
+    run_configured,
+    shards,
+    start_task,
+)
 from loraforge.catalog import queries
 from loraforge.stages.bucket import (
     LIGHT_DETECTORS,
@@ -20,7 +27,6 @@ from loraforge.stages.bucket import (
     select_bucket_work,
 )
 from loraforge.stages.context import Context, open_context
-from ray_tasks import run_stage
 
 
 def build_bucket_stage(
@@ -65,14 +71,7 @@ def bucket_shard(
     """Process one shard and record it in one session; a retry rewrites the same objects and rows."""
     ctx = open_context()
     reporter = ProgressReporter(ctx, task_id, offset=offset, artifact_id=artifact_id)
-    results = run_stage(
-        stage,
-        items,
-        executor=ctx.settings.executor,
-        on_progress=reporter,
-        ray_address=ctx.settings.ray_address,
-        ray_num_cpus=ctx.settings.ray_num_cpus,
-    )
+    results = run_configured(ctx, stage, items, on_progress=reporter)
     with ctx.catalog.session() as session:
         record = record_bucket(session, stage, results)
     reporter.flush()

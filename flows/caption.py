@@ -7,7 +7,14 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows._common import ProgressReporter, fail_task, new_progress_artifact, shards, start_task
+from flows._common import (
+    ProgressReporter,
+    fail_task,
+    new_progress_artifact,
+    run_configured,
+    shards,
+    start_task,
+)
 from loraforge.captioning import max_tokens_for
 from loraforge.catalog import queries
 from loraforge.catalog.models import Task
@@ -21,7 +28,6 @@ from loraforge.stages.caption import (
     select_caption_work,
 )
 from loraforge.stages.context import Context, open_context
-from ray_tasks import run_stage
 
 
 @task(name="caption-shard", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
@@ -50,15 +56,14 @@ def caption_shard(
         with ctx.catalog.session() as session:
             record.merge(record_captions(session, results, variant=variant, source_model=source_model))
 
-    run_stage(
+    run_configured(
+        ctx,
         stage,
         todo,
         # A captioner without a model (template) is string formatting: not worth a trip to Ray.
-        executor=ctx.settings.executor if stage.stateful else "inline",
+        executor=None if stage.stateful else "inline",
         on_progress=reporter,
         on_results=record_batch,
-        ray_address=ctx.settings.ray_address,
-        ray_num_cpus=ctx.settings.ray_num_cpus,
         pool_size=pool_size,
     )
     reporter.flush()

@@ -7,7 +7,14 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows._common import ProgressReporter, fail_task, new_progress_artifact, shards, start_task
+from flows._common import (
+    ProgressReporter,
+    fail_task,
+    new_progress_artifact,
+    run_configured,
+    shards,
+    start_task,
+)
 from loraforge.catalog import queries
 from loraforge.catalog.models import Dataset
 from loraforge.errors import NotFound
@@ -23,7 +30,6 @@ from loraforge.stages.curate import (
     record_features,
     select_curate_work,
 )
-from ray_tasks import run_stage
 
 
 @task(name="curate-measure-shard", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
@@ -33,14 +39,7 @@ def measure_shard(
     """Measure one shard on Ray and store its features in one session; a retry rewrites the same rows."""
     ctx = open_context()
     reporter = ProgressReporter(ctx, task_id, offset=offset, artifact_id=artifact_id)
-    results = run_stage(
-        stage,
-        items,
-        executor=ctx.settings.executor,
-        on_progress=reporter,
-        ray_address=ctx.settings.ray_address,
-        ray_num_cpus=ctx.settings.ray_num_cpus,
-    )
+    results = run_configured(ctx, stage, items, on_progress=reporter)
     with ctx.catalog.session() as session:
         record = record_features(session, results)
     reporter.flush()

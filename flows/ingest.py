@@ -7,12 +7,18 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows._common import ProgressReporter, fail_task, new_progress_artifact, shards, start_task
+from flows._common import (
+    ProgressReporter,
+    fail_task,
+    new_progress_artifact,
+    run_configured,
+    shards,
+    start_task,
+)
 from loraforge.catalog import queries
 from loraforge.sources import enumerate_sources
 from loraforge.stages.context import open_context
 from loraforge.stages.ingest import IngestStage, IngestSummary, existing_sha256, record_ingest
-from ray_tasks import run_stage
 
 
 @task(name="ingest-shard", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
@@ -30,14 +36,7 @@ def ingest_shard(
         known_sha256=known,
     )
     reporter = ProgressReporter(ctx, task_id, offset=offset, artifact_id=artifact_id)
-    results = run_stage(
-        stage,
-        items,
-        executor=ctx.settings.executor,
-        on_progress=reporter,
-        ray_address=ctx.settings.ray_address,
-        ray_num_cpus=ctx.settings.ray_num_cpus,
-    )
+    results = run_configured(ctx, stage, items, on_progress=reporter)
     with ctx.catalog.session() as session:
         summary = record_ingest(session, dataset_id, results)
     reporter.flush()
