@@ -40,7 +40,7 @@ from flows._common import shards
 from flows.bucket import build_bucket_stage
 from loraforge.config import load_settings
 from loraforge.imaging.resize import encode
-from loraforge.stages.bucket import BucketOptions, BucketStage
+from loraforge.stages.bucket import BucketConfig, BucketStage
 from loraforge.stages.context import Context, open_context
 from loraforge.stages.runner import run_inline
 from ray_tasks import ensure_ray, run_stage
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace, home: Path) -> None:
     ctx = open_context(load_settings(home=home, executor="ray", ray_num_cpus=args.ray_cpus))
     inputs = make_inputs(args.images, megapixels=args.megapixels)
     items = store_inputs(ctx, inputs)
-    stage = build_bucket_stage(ctx, "bench", BucketOptions(target=args.target))
+    stage = build_bucket_stage(ctx, "bench", BucketConfig(target=args.target))
     size_mb = sum(len(d) for d in inputs) / len(inputs) / 1e6
     print(
         f"{len(items)} JPEGs of ~{args.megapixels:.0f} MP ({size_mb:.1f} MB each), target {args.target}, ",

@@ -1,43 +1,165 @@
-"""What every flow shares: Prefect environment set-up, progress reporting, shard splitting."""
+"""What every flow shares: Prefect set-up, the tracked run around a flow, and the sharded-run helper.
+
+A stage flow reads as: open a tracked run (task row, heartbeat, cancellation, crash hooks), select its
+work, `run_sharded` it (one retryable Prefect task per shard, the per-image work on Ray), complete.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from loraforge.catalog import queries
-from loraforge.catalog.models import Task
-from loraforge.config import Settings
-from loraforge.stages.base import Item, ProgressCallback, Result, ResultsCallback, Stage
-from loraforge.stages.context import Context
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy.orm import Session
 
+from loraforge import tasks
+from loraforge.config import Settings
+from loraforge.stages.base import Item, Result, Stage
+from loraforge.stages.context import Context, open_context
+
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def configure_prefect(settings: Settings) -> None:
     """Point Prefect at the configured server (else ephemeral) before any flow runs."""
     if settings.prefect_api_url:
         os.environ["PREFECT_API_URL"] = settings.prefect_api_url
-    # Analytics in the ephemeral server cause "database is locked" errors (ENVIRONMENT.md).
+    # Analytics in the ephemeral server cause "database is locked" errors.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # The ephemeral server's 20 s start budget is too tight on a busy 2-core laptop.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def shards(items: Sequence[T], size: int) -> list[list[T]]:
-    return [list(items[start : start + size]) for start in range(0, len(items), size)] or [[]]
+    return [list(items[start : start + size]) for start in range(0, len(items), size)]
+
+
+@dataclass
+class TrackedRun:
+    """A flow's handle on its task row: totals, progress, and whether the user cancelled it."""
+
+    ctx: Context
+    task_id: str
+    kind: str
+    shard_size: int
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    artifact_id: Any = None
+
+    def set_total(self, total: int) -> None:
+        with self.ctx.catalog.session() as session:
+            tasks.set_total(session, self.task_id, total)
+        if total and self.artifact_id is None:
+            self.artifact_id = _new_progress_artifact(self.kind)
+
+    def check_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise tasks.TaskCancelled(f"{self.kind} run {self.task_id} was cancelled")
+
+    def complete(self, result: dict[str, Any]) -> None:
+        with self.ctx.catalog.session() as session:
+            tasks.complete_task(session, self.task_id, {"task_id": self.task_id, **result})
+
+
+@contextmanager
+def tracked_run(
+    *,
+    kind: str,
+    dataset_id: str,
+    params: dict[str, Any],
+    task_id: str | None,
+    parent_id: str | None = None,
+    shard_size: int | None = None,
+) -> Iterator[TrackedRun]:
+    """Create or take the task row, keep a heartbeat while the body runs, and record how it ended."""
+    from prefect.runtime import flow_run
+
+    ctx = open_context()
+    run_id = str(flow_run.id) if flow_run.id else None
+    with ctx.catalog.session() as session:
+        if task_id is None:
+            task_id = tasks.create_task(
+                session,
+                kind=kind,
+                dataset_id=dataset_id,
+                params=params,
+                parent_id=parent_id,
+                stale_after_s=ctx.settings.task_stale_after_s,
+            ).id
+        tasks.start_task(session, task_id, run_id=run_id)
+    run = TrackedRun(ctx, task_id, kind, shard_size or ctx.settings.shard_size)
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(run, stop), name=f"heartbeat-{task_id[:8]}", daemon=True)
+    beat.start()
+    try:
+        yield run
+    except tasks.TaskCancelled:
+        _end(ctx, task_id, tasks.TaskStatus.CANCELLED, "cancelled by the user")
+        raise
+    except BaseException as exc:
+        _end(ctx, task_id, tasks.TaskStatus.FAILED, f"{exc.__class__.__name__}: {exc}")
+        raise
+    finally:
+        stop.set()
+        beat.join(timeout=5)
+
+
+def _heartbeat(run: TrackedRun, stop: threading.Event) -> None:
+    while not stop.wait(run.ctx.settings.task_heartbeat_s):
+        try:
+            with run.ctx.catalog.session() as session:
+                if tasks.heartbeat(session, run.task_id) == tasks.TaskStatus.CANCELLED:
+                    run.cancelled.set()
+        except Exception:  # noqa: BLE001 - a missed beat is retried; the reaper tolerates a few
+            log.warning("heartbeat of task %s failed", run.task_id, exc_info=True)
+
+
+def _end(ctx: Context, task_id: str, status: tasks.TaskStatus, reason: str) -> None:
+    try:
+        with ctx.catalog.session() as session:
+            tasks.end_task(session, task_id, status, reason)
+    except Exception:  # noqa: BLE001 - the catalog may be what failed; the heartbeat reaper covers it
+        log.exception("could not record that task %s ended %s", task_id, status)
+
+
+def mark_crashed(_flow: Any, flow_run: Any, state: Any) -> None:
+    """Prefect's crash hook: the run's task rows become CRASHED with Prefect's reason."""
+    _end_orchestrator_run(str(flow_run.id), tasks.TaskStatus.CRASHED, state.message or "the flow run crashed")
+
+
+def mark_cancelled(_flow: Any, flow_run: Any, state: Any) -> None:
+    """Prefect's cancellation hook (cancelled from the Prefect UI or API)."""
+    _end_orchestrator_run(
+        str(flow_run.id), tasks.TaskStatus.CANCELLED, state.message or "cancelled in Prefect"
+    )
+
+
+def _end_orchestrator_run(run_id: str, status: tasks.TaskStatus, reason: str) -> None:
+    ctx = open_context()
+    with ctx.catalog.session() as session:
+        tasks.end_runs_of(session, run_id, status, reason)
+
+
+LIFECYCLE_HOOKS: dict[str, Any] = {"on_crashed": [mark_crashed], "on_cancellation": [mark_cancelled]}
+"""Every flow declares these: `@flow(name=..., **LIFECYCLE_HOOKS)`."""
 
 
 class ProgressReporter:
-    """Turns 'n items finished' callbacks into task-row updates and a Prefect progress artifact.
+    """Turns 'n items finished' callbacks into the task row's progress and the Prefect progress artifact.
 
-    Progress is written as an absolute count (shard offset + done in shard), so a retried shard
-    does not count its items twice. Writes are throttled to a few per second.
+    Progress is written as an absolute count (shard offset + done in shard), so a retried shard does not
+    count its items twice. Writes are throttled to a few per second.
     """
 
-    def __init__(self, ctx: Context, task_id: str, *, offset: int, artifact_id: object | None = None) -> None:
+    def __init__(self, ctx: Context, task_id: str, *, offset: int, artifact_id: Any = None) -> None:
         self.ctx, self.task_id, self.offset, self.artifact_id = ctx, task_id, offset, artifact_id
         self.done_in_shard = 0
         self._last_write = 0.0
@@ -51,72 +173,138 @@ class ProgressReporter:
 
     def flush(self) -> None:
         with self.ctx.catalog.session() as session:
-            task = session.get(Task, self.task_id)
-            if task is None:
-                return
-            task.done = min(self.offset + self.done_in_shard, task.total or 0)
-            task.progress = task.done / task.total if task.total else 0.0
-            progress = task.progress
+            tasks.set_done(session, self.task_id, self.offset + self.done_in_shard)
+            row = tasks.get_task(session, self.task_id)
+            progress = row.progress
         if self.artifact_id is not None:
             from prefect.artifacts import update_progress_artifact
 
-            update_progress_artifact(self.artifact_id, progress=round(progress * 100, 1))  # type: ignore[arg-type]
+            try:
+                update_progress_artifact(self.artifact_id, progress=round(progress * 100, 1))
+            except Exception:  # noqa: BLE001 - progress display must never fail the work
+                log.debug("progress artifact update failed", exc_info=True)
 
 
-def new_progress_artifact(kind: str, dataset: str) -> object | None:
+def _new_progress_artifact(kind: str) -> Any:
     from prefect.artifacts import create_progress_artifact
 
     try:
-        return create_progress_artifact(progress=0.0, description=f"{kind} of dataset {dataset}")
+        return create_progress_artifact(progress=0.0, description=f"{kind} progress")
     except Exception:  # noqa: BLE001 - progress display must never fail the work
         return None
 
 
-def start_task(
-    session: Any, task_id: str | None, *, kind: str, dataset_id: str, total: int, params: dict[str, Any]
-) -> str:
-    """Mark the caller's pre-created task row running, or create one; records the Prefect run id."""
-    from datetime import UTC, datetime
-
-    from prefect.runtime import flow_run
-
-    run_id = str(flow_run.id) if flow_run.id else None
-    existing = session.get(Task, task_id) if task_id else None
-    if existing is None:
-        return queries.create_task(
-            session, kind=kind, dataset_id=dataset_id, total=total, params=params, orchestrator_run_id=run_id
-        ).id
-    existing.status, existing.total, existing.dataset_id = "RUNNING", total, dataset_id
-    existing.orchestrator_run_id, existing.started_at = run_id, datetime.now(UTC)
-    return existing.id
+Recorder = Callable[[Session, list[Result]], R]
 
 
-def fail_task(ctx: Context, task_id: str, exc: BaseException) -> None:
-    """Record why a run stopped; the exception itself goes on to Prefect."""
-    with ctx.catalog.session() as session:
-        queries.finish_task(session, task_id, status="FAILED", error=f"{exc.__class__.__name__}: {exc}")
-
-
-def run_configured(
-    ctx: Context,
+@task(name="shard", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def run_shard(
     stage: Stage,
-    items: Sequence[Item],
+    items: list[Item],
     *,
-    on_progress: ProgressCallback | None = None,
-    on_results: ResultsCallback | None = None,
+    task_id: str,
+    offset: int,
+    record: Recorder[R],
+    per_batch: bool = False,
+    select: Callable[[Session, list[Item]], list[Item]] | None = None,
+    after: Callable[[list[Result]], None] | None = None,
     executor: str | None = None,
     pool_size: int | None = None,
-) -> list[Result]:
-    """Run a stage where the settings say (inline or the configured Ray cluster)."""
+    artifact_id: Any = None,
+) -> list[R]:
+    """One retryable shard: the stage's work on Ray (or inline), recorded in the catalog.
+
+    With `per_batch`, every finished batch is committed at once, so a crash or a retry loses only the
+    batches in flight. `select` keeps the items still to do (a retried shard skips what is recorded);
+    `after` runs once the shard's records are committed (e.g. remove staged inputs).
+    """
+    ctx = open_context()
+    reporter = ProgressReporter(ctx, task_id, offset=offset, artifact_id=artifact_id)
+    records: list[R] = []
+    if select is not None:
+        with ctx.catalog.session() as session:
+            todo = select(session, items)
+        if len(todo) < len(items):
+            reporter(len(items) - len(todo))
+        items = todo
+
+    def record_batch(results: list[Result]) -> None:
+        with ctx.catalog.session() as session:
+            records.append(record(session, results))
+
+    results = _execute(
+        ctx,
+        stage,
+        items,
+        on_progress=reporter,
+        on_results=record_batch if per_batch else None,
+        executor=executor,
+        pool_size=pool_size,
+    )
+    if not per_batch:
+        record_batch(results)
+    reporter.flush()
+    if after is not None:
+        after(results)
+    return records
+
+
+def run_sharded(
+    run: TrackedRun,
+    stage: Stage,
+    items: Sequence[Item],
+    record: Recorder[R],
+    **options: Any,
+) -> list[R]:
+    """Run the stage over the items shard by shard; returns every recorder's result, in order."""
+    shard_task = run_shard.with_options(name=f"{run.kind}-shard")
+    records: list[R] = []
+    offset = 0
+    for shard in shards(items, run.shard_size):
+        run.check_cancelled()
+        records += shard_task(
+            stage,
+            shard,
+            task_id=run.task_id,
+            offset=offset,
+            record=record,
+            artifact_id=run.artifact_id,
+            **options,
+        )
+        offset += len(shard)
+    run.check_cancelled()
+    return records
+
+
+def _execute(ctx: Context, stage: Stage, items: Sequence[Item], **options: Any) -> list[Result]:
+    """Run a stage where the settings say (inline, or the configured Ray cluster)."""
     from ray_tasks import run_stage
 
+    executor = options.pop("executor", None) or ctx.settings.executor
     return run_stage(
         stage,
         items,
-        executor=executor or ctx.settings.executor,
-        on_progress=on_progress,
-        on_results=on_results,
+        executor=executor,
         ray_address=ctx.settings.ray_address,
         ray_num_cpus=ctx.settings.ray_num_cpus,
-        pool_size=pool_size,
+        **options,
     )
+
+
+def run_configured(ctx: Context, stage: Stage, items: Sequence[Item], **options: Any) -> list[Result]:
+    """The stage run outside a flow's shards (benchmarks, the export's single pass)."""
+    return _execute(ctx, stage, items, **options)
+
+
+def ray_has_gpu(ctx: Context) -> bool:
+    """Whether the executor the settings choose has a GPU to offer."""
+    if ctx.settings.executor != "ray":
+        import torch
+
+        return bool(torch.cuda.is_available())
+    import ray
+
+    from ray_tasks import ensure_ray
+
+    ensure_ray(address=ctx.settings.ray_address, num_cpus=ctx.settings.ray_num_cpus)
+    return bool(ray.cluster_resources().get("GPU"))

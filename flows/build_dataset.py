@@ -1,7 +1,7 @@
 """The `build-dataset` flow: ingest, curate, caption, bucket and export as one run, one subflow per stage.
 
-Stages hand each other nothing but the dataset's name: each reads what it needs from the catalog and
-does only the work still missing, so running the flow again resumes where an earlier run stopped.
+Stages hand each other nothing but the dataset's id: each reads what it needs from the catalog and does only
+the work still missing, so running the flow again resumes where an earlier run stopped.
 """
 
 from __future__ import annotations
@@ -11,119 +11,54 @@ from typing import Any
 
 from prefect import flow
 
-from flows._common import fail_task, start_task
+from flows._common import LIFECYCLE_HOOKS, TrackedRun, tracked_run
 from flows.bucket import bucket_flow
 from flows.caption import caption_flow
 from flows.curate import curate_flow
 from flows.export import export_flow
 from flows.ingest import ingest_flow
-from loraforge.catalog import queries
-from loraforge.stages.caption import default_captioner
-from loraforge.stages.context import open_context
+from loraforge import tasks
+from loraforge.stages.datasets import get_dataset
+from loraforge.stages.options import BuildOptions
 from loraforge.stages.summary import build_summary
 
 log = logging.getLogger(__name__)
 STAGES = ("ingest", "curate", "caption", "bucket", "export")
 
 
-@flow(name="build-dataset")
+@flow(name="build-dataset", **LIFECYCLE_HOOKS)
 def build_dataset_flow(
-    sources: list[str],
-    dataset: str,
-    workspace: str = queries.DEFAULT_WORKSPACE,
-    trigger: str | None = None,
-    class_word: str | None = None,
-    target: str = "sdxl",
-    captioner: str = "auto",
-    model: str | None = None,
-    template: str | None = None,
-    caption_prompt: str | None = None,
-    endpoint: str | None = None,
-    caption_batch_size: int | None = None,
-    resolution: int | None = None,
-    face_detector: str = "opencv",
-    max_upscale: float | None = None,
-    export_format: str = "kohya",
-    out: str | None = None,
-    repeats: int | None = None,
-    as_zip: bool = False,
-    strict: bool = False,
-    shard_size: int | None = None,
-    task_id: str | None = None,
+    dataset_id: str, options: BuildOptions, task_id: str | None = None, out: str | None = None
 ) -> dict[str, Any]:
     """Build a trainer-ready dataset from the sources; returns the final summary table."""
-    ctx = open_context()
-    with ctx.catalog.session() as session:
-        dataset_id = queries.get_or_create_dataset(
-            session, dataset, workspace, trigger_word=trigger, class_word=class_word, target_model=target
-        ).id
-        task_id = start_task(
-            session,
-            task_id,
-            kind="build",
-            dataset_id=dataset_id,
-            total=len(STAGES),
-            params={"sources": sources, "target": target, "format": export_format},
-        )
-    notes: list[str] = []
-    try:
-        ingested = ingest_flow(sources=sources, dataset=dataset, workspace=workspace, shard_size=shard_size)
-        _stage_done(ctx, task_id)
-        curate_flow(dataset=dataset, workspace=workspace, target=target)
-        _stage_done(ctx, task_id)
-        kind, model_ref = captioner, model
-        if captioner == "auto":
-            kind, model_ref, why = default_captioner(ctx.settings)
-            notes.append(why)
-            log.warning(why)
-        caption_flow(
-            dataset=dataset,
-            workspace=workspace,
-            captioner=kind,
-            model=model_ref,
-            trigger=trigger,
-            class_word=class_word,
-            template=template,
-            prompt=caption_prompt,
-            endpoint=endpoint,
-            batch_size=caption_batch_size,
-        )
-        _stage_done(ctx, task_id)
-        bucket_options: dict[str, Any] = {
-            "target": target,
-            "resolution": resolution,
-            "face_detector": face_detector,
-        }
-        if max_upscale is not None:
-            bucket_options["max_upscale"] = max_upscale
-        bucket_flow(dataset=dataset, workspace=workspace, **bucket_options)
-        _stage_done(ctx, task_id)
-        exported = export_flow(
-            dataset=dataset,
-            format=export_format,
-            out=out,
-            workspace=workspace,
-            repeats=repeats,
-            zip=as_zip,
-            strict=strict,
-        )
-        _stage_done(ctx, task_id)
-    except BaseException as exc:
-        fail_task(ctx, task_id, exc)
-        raise
-    with ctx.catalog.session() as session:
-        summary = build_summary(
-            session, queries.find_dataset(session, dataset, workspace), ingest=ingested, export=exported
-        )
-        summary["notes"] = notes
-        queries.finish_task(session, task_id, status="COMPLETED", result=summary)
+    params = options.model_dump(mode="json")
+    with tracked_run(kind="build", dataset_id=dataset_id, params=params, task_id=task_id) as run:
+        run.set_total(len(STAGES))
+        sub = {"dataset_id": dataset_id, "parent_id": run.task_id}
+        ingested = ingest_flow(options=options.ingest(), **sub)
+        _stage_done(run)
+        curate_flow(options=options.curate(), **sub)
+        _stage_done(run)
+        captioned = caption_flow(options=options.caption(), **sub)
+        _stage_done(run)
+        bucket_flow(options=options.bucket(), **sub)
+        _stage_done(run)
+        exported = export_flow(options=options.export(), out=out, **sub)
+        _stage_done(run)
+        with run.ctx.catalog.session() as session:
+            summary = build_summary(
+                session, get_dataset(session, dataset_id), ingest=ingested, export=exported
+            )
+        summary["notes"] = [captioned["note"]] if captioned.get("note") else []
+        run.complete(summary)
     publish_summary(summary)
-    return summary
+    return {"task_id": run.task_id, **summary}
 
 
-def _stage_done(ctx: Any, task_id: str) -> None:
-    with ctx.catalog.session() as session:
-        queries.add_task_progress(session, task_id, 1)
+def _stage_done(run: TrackedRun) -> None:
+    run.check_cancelled()
+    with run.ctx.catalog.session() as session:
+        tasks.add_progress(session, run.task_id, 1)
 
 
 def publish_summary(summary: dict[str, Any]) -> None:

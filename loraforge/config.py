@@ -54,8 +54,27 @@ class Settings(BaseSettings):
     allow_private_urls: bool = Field(
         default=False, description="Allow URL ingest from loopback and private networks."
     )
+    import_roots: list[Path] = Field(
+        default_factory=list,
+        description="Server folders the API may import from (comma-separated); none by default.",
+    )
+    caption_endpoint: str | None = Field(
+        default=None,
+        description="OpenAI-compatible endpoint of the openai captioner; its key is OPENAI_API_KEY.",
+    )
+    task_heartbeat_s: float = Field(default=10.0, gt=0, description="How often a running task says it lives.")
+    task_stale_after_s: float = Field(
+        default=60.0, gt=0, description="A running task silent this long is marked CRASHED."
+    )
     api_token: str | None = Field(default=None, description="Bearer token the API requires, if set.")
     api_url: str = Field(default="http://127.0.0.1:8000", description="Where the dashboard finds the API.")
+
+    @field_validator("import_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("catalog_url")
     @classmethod

@@ -13,10 +13,12 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text as sql_text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -136,8 +138,21 @@ class Derivative(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+ACTIVE_TOP_LEVEL = "parent_id IS NULL AND status IN ('PENDING', 'RUNNING')"
+
+
 class Task(Base):
     __tablename__ = "tasks"
+    # One writing run per dataset at a time (loraforge.tasks): sub-runs of a build have a parent.
+    __table_args__ = (
+        Index(
+            "uq_tasks_one_active_run",
+            "dataset_id",
+            unique=True,
+            sqlite_where=sql_text(ACTIVE_TOP_LEVEL),
+            postgresql_where=sql_text(ACTIVE_TOP_LEVEL),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
     dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
@@ -153,6 +168,8 @@ class Task(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    parent_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Export(Base):

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from loraforge.catalog.models import Dataset, Image, Task, Workspace
 from loraforge.errors import InvalidInput, NotFound
+from loraforge.targets import TARGET_MODELS
 
 DEFAULT_WORKSPACE = "default"
-TARGET_MODELS = ("sd15", "sdxl", "flux")
 
 
 def get_or_create_workspace(session: Session, name: str = DEFAULT_WORKSPACE) -> Workspace:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-from loraforge.captioning.tokens import max_tokens_for
 from loraforge.errors import InvalidInput
+from loraforge.targets import TARGETS
 
 TargetModel = Literal["sd15", "sdxl", "flux"]
 Box = tuple[float, float, float, float]
@@ -19,15 +19,16 @@ Box = tuple[float, float, float, float]
 STEM_MAX_CHARS = 80
 _SHA_CHARS = 8
 
-# Defaults per target model, from FORMATS.md: SD1.x buckets step 64, SDXL/Flux 32. Token budgets count
-# the start and end tokens, as loraforge.captioning.tokens does.
+# Defaults per target model: the same bucket grid the bucket stage cropped to (loraforge.targets).
 _MODEL_DEFAULTS: dict[str, dict[str, int]] = {
-    "sd15": {"resolution": 512, "bucket_step": 64, "min_bucket_reso": 256, "max_bucket_reso": 1024,
-             "max_caption_tokens": max_tokens_for("sd15")},
-    "sdxl": {"resolution": 1024, "bucket_step": 32, "min_bucket_reso": 256, "max_bucket_reso": 2048,
-             "max_caption_tokens": max_tokens_for("sdxl")},
-    "flux": {"resolution": 1024, "bucket_step": 32, "min_bucket_reso": 256, "max_bucket_reso": 2048,
-             "max_caption_tokens": max_tokens_for("flux")},
+    name: {
+        "resolution": facts.resolution,
+        "bucket_step": facts.bucket_step,
+        "min_bucket_reso": facts.min_reso,
+        "max_bucket_reso": facts.max_reso,
+        "max_caption_tokens": facts.max_caption_tokens,
+    }
+    for name, facts in TARGETS.items()
 }
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import reduce
 
 from loraforge.errors import InvalidInput
+from loraforge.targets import TARGETS
 
 _EPS = 1e-9
 
@@ -117,10 +118,8 @@ def register_target(name: str, defaults: TargetDefaults) -> None:
     _TARGETS[name] = defaults
 
 
-# SD 1.5 and SDXL as FORMATS.md lists them; Flux at 1 MP on kohya's Flux LoRA step of 32 (a multiple of 16).
-register_target("sd15", TargetDefaults(resolution=512, min_reso=256, max_reso=1024, step=64))
-register_target("sdxl", TargetDefaults(resolution=1024, min_reso=256, max_reso=2048, step=64))
-register_target("flux", TargetDefaults(resolution=1024, min_reso=256, max_reso=2048, step=32))
+for _name, _facts in TARGETS.items():
+    register_target(_name, TargetDefaults(_facts.resolution, _facts.min_reso, _facts.max_reso, _facts.bucket_step))
 
 
 def targets() -> list[str]:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from loraforge.catalog.models import Dataset, Derivative, Face, Image, ImageMetadata
 from loraforge.catalog.queries import dataset_images
-from loraforge.errors import InvalidInput
+from loraforge.errors import InvalidInput, NotFound
 from loraforge.imaging.buckets import (
     Bucket,
     BucketChoice,
@@ -40,6 +40,8 @@ from loraforge.imaging.decode import decode, exif_orientation, image_facts, open
 from loraforge.imaging.resize import encode, render_crop
 from loraforge.models.faces import FaceBox, FaceDetector, build_face_detector, detector_names
 from loraforge.stages.base import Item, Resources, Result, error_result
+from loraforge.stages.context import Context
+from loraforge.stages.options import BucketOptions
 from loraforge.storage import ObjectStore, StoreConfig, open_store
 from loraforge.storage.keys import derived_key
 
@@ -56,7 +58,7 @@ _DETECTOR_CACHE: dict[tuple[str, str | None, int], FaceDetector] = {}
 
 
 @dataclass(frozen=True)
-class BucketOptions:
+class BucketConfig:
     """Which buckets a target has and how a picture is assigned to one (loraforge.imaging.buckets)."""
 
     target: str
@@ -88,7 +90,7 @@ class BucketStage:
     store_config: StoreConfig
     max_pixels: int
     dataset_id: str
-    options: BucketOptions
+    options: BucketConfig
     detector: str = "opencv"
     detector_weights: str | None = None
     face_margin: float = 0.25
@@ -453,3 +455,47 @@ def bucket_overview(
         underfilled=summary.underfilled,
         batch_size=size,
     )
+
+
+def build_bucket_stage(
+    ctx: Context,
+    dataset_id: str,
+    options: BucketOptions,
+    *,
+    target: str,
+    gpu_available: Callable[[], bool] = lambda: False,
+) -> BucketStage:
+    """The stage as every run builds it (the benchmark too); model detectors get a GPU when one is there."""
+    config = BucketConfig(
+        target=options.target or target,
+        resolution=options.resolution,
+        min_reso=options.min_reso,
+        max_reso=options.max_reso,
+        step=options.step,
+        buckets=options.buckets,
+        max_upscale=options.max_upscale,
+    )
+    needs_model = options.face_detector not in LIGHT_DETECTORS
+    gpus = 1.0 if needs_model and ctx.settings.executor == "ray" and gpu_available() else 0.0
+    return BucketStage(
+        store_config=ctx.store_config,
+        max_pixels=ctx.settings.max_image_pixels,
+        dataset_id=dataset_id,
+        options=config,
+        detector=options.face_detector,
+        detector_weights=options.face_weights,
+        face_margin=options.face_margin,
+        output_format=options.output_format,
+        num_gpus=gpus,
+    )
+
+
+def finish_bucketing(session: Session, dataset_id: str, stage: BucketStage, *, batch_size: int) -> dict[str, Any]:
+    """Make these parameters the dataset's current ones; returns the bucket overview."""
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise NotFound(f"dataset {dataset_id} vanished during bucketing")
+    make_current(session, dataset, stage, batch_size=batch_size)
+    session.flush()
+    overview = bucket_overview(session, dataset)
+    return overview.to_dict() if overview else {}

@@ -24,6 +24,7 @@ from loraforge.models.captioners import Captioner, CaptionOutcome, build_caption
 from loraforge.models.captioners.hf import TransformersCaptioner
 from loraforge.models.loading import resolve_model_path
 from loraforge.stages.base import Item, Resources, Result, error_result, one_line
+from loraforge.stages.options import CaptionOptions
 from loraforge.stages.caption_records import (
     MANUAL_VARIANT,
     WARNINGS_KEY,
@@ -32,6 +33,7 @@ from loraforge.stages.caption_records import (
     CaptionRecord,
     caption_history,
     find_image,
+    keep_missing,
     missing_variant,
     record_captions,
     replace_in_captions,
@@ -55,6 +57,8 @@ __all__ = [
     "caption_history",
     "default_captioner",
     "find_image",
+    "keep_missing",
+    "caption_request",
     "missing_variant",
     "record_captions",
     "replace_in_captions",
@@ -344,3 +348,28 @@ def default_captioner(settings: Settings) -> tuple[str, str | None, str]:
             continue
         return kind, ref, f"using the {kind} model {ref} found locally"
     return "template", None, TEMPLATE_FALLBACK_REASON
+
+
+def caption_request(options: CaptionOptions, settings: Settings) -> tuple[CaptionRequest, str | None]:
+    """The request the options describe, `auto` resolved, and a note when the choice needs saying.
+
+    The openai captioner's endpoint and key come from the server's settings only, never from options.
+    """
+    kind, model, note = options.captioner, options.model, None
+    if kind == "auto":
+        kind, model, note = default_captioner(settings)
+        model = options.model or model
+    request = CaptionRequest(
+        kind=kind,
+        model=model,
+        prompt=options.prompt,
+        template=options.template,
+        endpoint=settings.caption_endpoint if kind == "openai" else None,
+        variant=options.variant,
+        prefix=options.prefix,
+        suffix=options.suffix,
+        placement=options.placement,
+        batch_size=options.batch_size,
+        num_gpus=options.num_gpus,
+    )
+    return request, note

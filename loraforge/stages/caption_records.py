@@ -59,6 +59,12 @@ def missing_variant(session: Session, image_ids: Sequence[str], variant: str) ->
     return set(image_ids) - _with_variant(session, image_ids, variant)
 
 
+def keep_missing(session: Session, items: Sequence[Item], *, variant: str) -> list[Item]:
+    """The items whose picture has no caption of `variant` yet (a retried shard skips what is done)."""
+    missing = missing_variant(session, [str(item["image_id"]) for item in items], variant)
+    return [item for item in items if item["image_id"] in missing]
+
+
 def _with_variant(session: Session, image_ids: Sequence[str], variant: str) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(image_ids), 500):

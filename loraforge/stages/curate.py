@@ -149,7 +149,7 @@ def record_features(session: Session, results: Sequence[Result]) -> MeasureRecor
 
 
 @dataclass(frozen=True)
-class CurateOptions:
+class CurateConfig:
     """Everything that changes the decisions, resolved from the dataset settings and the caller."""
 
     target: str
@@ -161,18 +161,43 @@ class CurateOptions:
         return CheckContext.for_model(self.target, thresholds=self.thresholds)
 
 
+def summary_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Outcome -> pictures, as the CLI, the dashboard and the Prefect artifact show them."""
+    rows = [{"outcome": "kept", "images": result["kept"]}]
+    rows += [{"outcome": f"rejected: {issue}", "images": n} for issue, n in result["rejected"].items()]
+    rows += [{"outcome": f"{kind} duplicate", "images": n} for kind, n in result["duplicates"].items()]
+    if result["manual"]:
+        rows.append({"outcome": "decided by hand (unchanged)", "images": result["manual"]})
+    if result["not_measured"]:
+        rows.append({"outcome": "not measured (retry later)", "images": result["not_measured"]})
+    return rows
+
+
+def decide_curation(
+    session: Session, dataset_id: str, config: CurateConfig, *, store: ObjectStore, max_pixels: int
+) -> CurateSummary:
+    """Checks, duplicate groups and one status per picture over the whole dataset (the driver's step)."""
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise NotFound(f"dataset {dataset_id} vanished during curation")
+    embed = None
+    if config.clip_model:
+        embed = clip_embed(session, store, spec=config.clip_model, max_pixels=max_pixels)
+    return curate_dataset(session, dataset, config, embed=embed)
+
+
 def curate_options(
     dataset: Dataset,
     *,
     thresholds: Mapping[str, float] | None = None,
     target: str | None = None,
     clip_model: str | None = None,
-) -> CurateOptions:
+) -> CurateConfig:
     """Merge thresholds given now over the dataset's saved ones and save the result on the dataset."""
     settings = dict(dataset.settings or {})
     curation = dict(settings.get("curation") or {})
     merged = {**(curation.get("thresholds") or {}), **check_thresholds(thresholds or {})}
-    options = CurateOptions(
+    options = CurateConfig(
         target=target or dataset.target_model,
         thresholds=merged,
         clip_model=clip_model,
@@ -224,7 +249,7 @@ class CurateSummary:
 
 
 def curate_dataset(
-    session: Session, dataset: Dataset, options: CurateOptions, *, embed: Embed | None = None
+    session: Session, dataset: Dataset, options: CurateConfig, *, embed: Embed | None = None
 ) -> CurateSummary:
     """Check, group and decide every picture of the dataset; statuses and metadata written in this session.
 

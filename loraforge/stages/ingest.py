@@ -15,8 +15,11 @@ from loraforge.errors import InvalidInput
 from loraforge.imaging.decode import decode, image_facts, open_checked
 from loraforge.imaging.hashes import phash_hex, sha256_hex
 from loraforge.imaging.thumbnail import draft_size_for, encode_thumbnail, thumbnail_image
-from loraforge.sources import SourceLimits, read_source_item
+from loraforge.sources import SourceLimits
+from loraforge.sources.staging import read_staged, stage_sources, stage_uploaded
 from loraforge.stages.base import Item, Resources, Result, error_result
+from loraforge.stages.context import Context
+from loraforge.stages.options import IngestOptions
 from loraforge.storage import ObjectStore, StoreConfig, open_store
 from loraforge.storage.keys import original_key, thumbnail_key
 
@@ -25,7 +28,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class IngestStage:
-    """Worker side of ingest. Items come from loraforge.sources.enumerate_sources."""
+    """Worker side of ingest. Items come from loraforge.sources.staging: object keys or URLs, never paths."""
 
     store_config: StoreConfig
     limits: SourceLimits
@@ -48,18 +51,14 @@ class IngestStage:
 
     def process_batch(self, items: list[Item]) -> list[Result]:
         self.setup()
-        zip_cache: dict[str, object] = {}
-        try:
-            return [self._process(item, zip_cache) for item in items]
-        finally:
-            for archive in zip_cache.values():
-                archive.close()  # type: ignore[attr-defined]
+        return [self._process(item) for item in items]
 
-    def _process(self, item: Item, zip_cache: dict[str, object]) -> Result:
+    def _process(self, item: Item) -> Result:
         if item.get("error"):
             return item
+        assert self._store is not None
         try:
-            data = read_source_item(item, self.limits, zip_cache)
+            data = read_staged(item, self._store, self.limits)
             sha256 = sha256_hex(data)
             if sha256 in self.known_sha256:
                 return {**item, "sha256": sha256, "already_present": True, "error": None}
@@ -132,7 +131,7 @@ def existing_sha256(session: Session, dataset_id: str) -> dict[str, str]:
     return {sha: name for sha, name in rows}
 
 
-def record_ingest(session: Session, dataset_id: str, results: Sequence[Result]) -> IngestSummary:
+def record_ingest(session: Session, results: Sequence[Result], *, dataset_id: str) -> IngestSummary:
     """Insert rows for new pictures in one batch; the same bytes enter a dataset once.
 
     Safe to call again with the same results (a retried shard): what is already there is skipped.
@@ -174,3 +173,13 @@ def record_ingest(session: Session, dataset_id: str, results: Sequence[Result]) 
     session.add_all(new_rows)
     session.flush()
     return summary
+
+
+def stage_inputs(ctx: Context, dataset_id: str, options: IngestOptions, *, batch: str) -> list[Item]:
+    """Copy every input into object storage (DESIGN: workers read objects, never the driver's disk)."""
+    items: list[Item] = []
+    if options.upload_batch:
+        items += stage_uploaded(ctx.store, ctx.source_limits, dataset_id=dataset_id, batch=options.upload_batch)
+    if options.sources:
+        items += stage_sources(options.sources, ctx.source_limits, ctx.store, dataset_id=dataset_id, batch=batch)
+    return items

@@ -24,3 +24,13 @@ def embedding_key(dataset_id: str, model: str, name: str) -> str:
 
 def export_key(dataset_id: str, export_id: str, ext: str) -> str:
     return f"exports/{dataset_id}/{export_id}.{ext.lstrip('.')}"
+
+
+def upload_prefix(dataset_id: str, batch: str) -> str:
+    """Inputs of one ingest, staged before any worker touches them; removed once ingested."""
+    return f"uploads/{dataset_id}/{batch}/"
+
+
+def upload_key(dataset_id: str, batch: str, index: int, name: str = "file") -> str:
+    """One staged input; the name's last part is kept so a listing still tells the file apart."""
+    return f"{upload_prefix(dataset_id, batch)}{index:06d}/{name}"

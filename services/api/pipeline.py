@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
 import shutil
@@ -12,60 +11,35 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from flows import deployments
+from flows.deployments import DEPLOYMENT_NAME as DEPLOYMENT_NAME  # re-exported for callers of the API module
+from flows.deployments import DEPLOYMENTS
 from loraforge.catalog import queries
 from loraforge.catalog.models import Task
-from loraforge.errors import InvalidInput, NotFound
+from loraforge.errors import InvalidInput
 from loraforge.stages.context import Context
 
 log = logging.getLogger(__name__)
 
-DEPLOYMENT_NAME = "loraforge"
-"""Deployment name `loraforge worker` serves every flow under: `<flow name>/loraforge`."""
 FINISHED = ("COMPLETED", "FAILED", "CANCELLED")
 
-
-class StageName(StrEnum):
-    ingest = "ingest"
-    curate = "curate"
-    caption = "caption"
-    bucket = "bucket"
-    export = "export"
-    build = "build"
-
-
-# stage -> (module, flow function); `build` runs the whole pipeline.
-STAGE_FLOWS: dict[StageName, tuple[str, str]] = {
-    StageName.ingest: ("flows.ingest", "ingest_flow"),
-    StageName.curate: ("flows.curate", "curate_flow"),
-    StageName.caption: ("flows.caption", "caption_flow"),
-    StageName.bucket: ("flows.bucket", "bucket_flow"),
-    StageName.export: ("flows.export", "export_flow"),
-    StageName.build: ("flows.build_dataset", "build_dataset_flow"),
-}
+# The stages are the keys of the one flow registry (flows/deployments.py); `build` runs the whole pipeline.
+StageName = StrEnum("StageName", {d.key: d.key for d in DEPLOYMENTS})  # type: ignore[misc]
 
 
 def load_flow(stage: StageName) -> Any:
     """The Prefect flow of a stage; NotFound when its module is not part of this installation."""
-    module_name, attribute = STAGE_FLOWS[stage]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        # Only a missing flow module (or a flow it builds on) means "not available"; anything else is a bug.
-        if not (exc.name or "").startswith("flows."):
-            raise
-        raise NotFound(f"stage {stage.value!r} is not available: {exc.name} is not installed") from exc
-    return getattr(module, attribute)
+    return deployments.load_flow(stage.value)
 
 
 def available_flows() -> dict[StageName, Any]:
     """Every stage flow that can be imported; a missing one is logged and skipped."""
-    found: dict[StageName, Any] = {}
-    for stage in StageName:
-        try:
-            found[stage] = load_flow(stage)
-        except NotFound as exc:
-            log.warning("%s", exc)
-    return found
+    return {StageName(key): flow for key, flow in deployments.available_flows().items()}
+
+
+def deployment_name_for(flow: Any) -> str:
+    """`<flow name>/loraforge`: the registry's deployment for this flow, the one `loraforge worker` serves."""
+    return {d.flow_name: d.deployment_name for d in DEPLOYMENTS}[flow.name]
 
 
 def flow_arguments(
@@ -154,7 +128,7 @@ def prefect_settings(api_url: str | None) -> AbstractContextManager[Any]:
 def _submit_deployment(flow: Any, kwargs: dict[str, Any], *, api_url: str) -> str | None:
     from prefect.deployments import run_deployment
 
-    name = f"{flow.name}/{DEPLOYMENT_NAME}"
+    name = deployment_name_for(flow)
     try:
         with prefect_settings(api_url):
             run = run_deployment(name=name, parameters=kwargs, timeout=0, as_subflow=False)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from loraforge.cli.serve import worker_deployments
-from services.api.pipeline import DEPLOYMENT_NAME
+from flows.deployments import DEPLOYMENT_NAME
+from services.cli.serve import worker_deployments
 
 
 def free_port() -> int:

@@ -9,9 +9,9 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
+from flows.deployments import DEPLOYMENT_NAME
 from loraforge.config import get_settings
 from loraforge.stages.context import Context
-from services.api.pipeline import DEPLOYMENT_NAME
 from tests.api.factories import make_dataset, make_workspace
 from tests.api.test_runs import wait_for_task
 

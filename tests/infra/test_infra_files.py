@@ -17,10 +17,12 @@ import jsonschema
 import pytest
 import yaml
 
+from flows.deployments import DEPLOYMENT_NAME, DEPLOYMENTS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFRA = REPO_ROOT / "infra"
 DOCKERFILE = INFRA / "docker" / "Dockerfile"
-FLOW_DEPLOYMENTS = {"ingest", "curate", "caption", "bucket", "export", "build-dataset"}
+ENTRYPOINTS = {d.entrypoint for d in DEPLOYMENTS}
 
 
 def instructions() -> list[dockerfile.Command]:
@@ -94,10 +96,11 @@ def load_prefect_yaml() -> dict[str, Any]:
 
 def test_prefect_yaml_deploys_every_flow_to_the_loraforge_pool() -> None:
     config = load_prefect_yaml()
-    deployments = {d["name"]: d for d in config["deployments"]}
-    assert set(deployments) == FLOW_DEPLOYMENTS
-    for name, deployment in deployments.items():
-        assert deployment["work_pool"]["name"] == "loraforge", name
+    deployments = config["deployments"]
+    assert {d["entrypoint"] for d in deployments} == ENTRYPOINTS
+    for deployment in deployments:
+        assert deployment["name"] == DEPLOYMENT_NAME, deployment["entrypoint"]
+        assert deployment["work_pool"]["name"] == "loraforge", deployment["entrypoint"]
         assert re.fullmatch(r"flows/[a-z_]+\.py:[a-z_]+", deployment["entrypoint"]), deployment["entrypoint"]
     pull = config["pull"][0]["prefect.deployments.steps.set_working_directory"]
     assert pull["directory"] == "/app"
@@ -107,27 +110,31 @@ def test_prefect_yaml_passes_prefects_own_model() -> None:
     from prefect.cli.deploy._models import PrefectYamlModel
 
     model = PrefectYamlModel.model_validate(load_prefect_yaml())
-    assert {d.name for d in model.deployments} == FLOW_DEPLOYMENTS
+    assert {(d.name, d.entrypoint) for d in model.deployments} == {(DEPLOYMENT_NAME, e) for e in ENTRYPOINTS}
     assert {d.work_pool.name for d in model.deployments if d.work_pool} == {"loraforge"}
 
 
-def test_commented_nightly_maintenance_example_is_valid_once_uncommented() -> None:
+def test_commented_nightly_curate_schedule_is_valid_once_uncommented() -> None:
     from prefect.cli.deploy._models import PrefectYamlModel
 
-    # What a user does: uncomment the block in place, so its YAML anchors still resolve.
+    # What a user does: uncomment the block in place, under the curate deployment it belongs to.
     lines = (INFRA / "prefect" / "prefect.yaml").read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if "- name: maintenance" in line)
-    lines[start:] = [line.replace("# ", "", 1) for line in lines[start:]]
-    maintenance = PrefectYamlModel.model_validate(yaml.safe_load("\n".join(lines))).deployments[-1]
-    assert maintenance.name == "maintenance"
-    assert re.fullmatch(r"\d+ \d+ \* \* \*", maintenance.schedules[0].cron)
+    start = next(i for i, line in enumerate(lines) if line.strip() == "# schedules:")
+    end = next(i for i in range(start, len(lines)) if not lines[i].strip().startswith("#"))
+    lines[start:end] = [line.replace("# ", "", 1) for line in lines[start:end]]
+    model = PrefectYamlModel.model_validate(yaml.safe_load("\n".join(lines)))
+    curate = next(d for d in model.deployments if d.entrypoint == "flows/curate.py:curate_flow")
+    assert re.fullmatch(r"\d+ \d+ \* \* \*", curate.schedules[0].cron)
+    assert curate.schedules[0].parameters == {"dataset": "my-dataset"}
 
 
 def test_ingest_entrypoint_names_the_ingest_flow() -> None:
-    ingest = next(d for d in load_prefect_yaml()["deployments"] if d["name"] == "ingest")
+    ingest = next(
+        d for d in load_prefect_yaml()["deployments"] if d["entrypoint"].startswith("flows/ingest.py:")
+    )
     path, function = ingest["entrypoint"].split(":")
     source = (REPO_ROOT / path).read_text()
-    assert re.search(rf'@flow\(name="ingest"\)\s*\ndef {function}\(', source)
+    assert re.search(rf'@flow\(name="ingest"[,)][^\n]*\n\s*def {function}\(', source)
 
 
 def test_ray_cluster_config_validates_against_rays_schema() -> None:

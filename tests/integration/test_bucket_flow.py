@@ -14,6 +14,7 @@ from sqlalchemy import select
 from loraforge.catalog.models import Derivative, Face, Image
 from loraforge.imaging.buckets import bucket_set
 from loraforge.stages.context import open_context
+from tests.support import runs
 from tests.conftest import run_cli
 from tests.support.images import real_photo_paths
 
@@ -25,13 +26,12 @@ FILENAMES = {"astronaut.png", "grace_hopper.jpg", "chelsea.png", "rocket.jpg"}
 
 @pytest.fixture
 def ingested(tmp_path: Path, stack_env: dict[str, str]) -> dict[str, str]:
-    from flows.ingest import ingest_flow
 
     folder = tmp_path / "alice"
     folder.mkdir()
     for name in PHOTOS:
         shutil.copy(real_photo_paths()[name], folder / real_photo_paths()[name].name)
-    assert ingest_flow(sources=[str(folder)], dataset="alice")["added"] == len(PHOTOS)
+    assert runs.ingest("alice", sources=[str(folder)])["added"] == len(PHOTOS)
     return stack_env
 
 
@@ -49,9 +49,8 @@ def derivatives_by_file() -> dict[str, list[Derivative]]:
 
 
 def test_bucket_flow_stores_exact_buckets_faces_and_report_then_resumes(ingested: dict[str, str]) -> None:
-    from flows.bucket import bucket_flow
 
-    summary = bucket_flow(dataset="alice", target="sdxl", shard_size=2)
+    summary = runs.bucket("alice", target="sdxl", shard_size=2)
     assert (summary["processed"], summary["skipped"], summary["failed"]) == (4, 0, 0)
     assert sum(summary["images_per_bucket"].values()) == 4
     # All four photos are under 1 MP, so every SDXL bucket enlarges them.
@@ -88,7 +87,7 @@ def test_bucket_flow_stores_exact_buckets_faces_and_report_then_resumes(ingested
     assert (json.loads(again.stdout)["processed"], json.loads(again.stdout)["skipped"]) == (0, 4)
     assert derivative_ids(derivatives_by_file()) == derivative_ids(first)
 
-    smaller = bucket_flow(dataset="alice", target="sdxl", resolution=768)
+    smaller = runs.bucket("alice", target="sdxl", resolution=768)
     assert smaller["processed"] == 4 and smaller["params_hash"] != summary["params_hash"]
     now = derivatives_by_file()
     assert all(len(rows) == 2 for rows in now.values())  # the 1024 ones are kept beside the 768 ones

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from loraforge.catalog.models import Caption, Image, Task
 from loraforge.errors import ModelError
 from loraforge.stages.context import open_context
+from tests.support import runs
 from tests.support.images import jpeg_bytes, real_photo_paths
 from tests.support.tiny_models import build_tiny_blip
 
@@ -20,9 +21,8 @@ TRIGGER = "ohwx woman"
 
 
 def ingest_folder(folder: Path) -> None:
-    from flows.ingest import ingest_flow
 
-    summary = ingest_flow(sources=[str(folder)], dataset="alice")
+    summary = runs.ingest("alice", sources=[str(folder)])
     assert summary["failed"] == 0
 
 
@@ -40,7 +40,6 @@ def active_captions() -> dict[str, tuple[str, str, str]]:
 def test_caption_flow_runs_the_actor_pool_records_and_resumes(
     tmp_path: Path, stack_env: dict[str, str]
 ) -> None:
-    from flows.caption import caption_flow
 
     folder = tmp_path / "alice"
     folder.mkdir()
@@ -54,7 +53,7 @@ def test_caption_flow_runs_the_actor_pool_records_and_resumes(
         rejected.status = "rejected"
     model = build_tiny_blip(tmp_path / "tiny-blip")
 
-    summary = caption_flow(
+    summary = runs.caption(
         dataset="alice",
         captioner="blip",
         model=str(model),
@@ -73,13 +72,13 @@ def test_caption_flow_runs_the_actor_pool_records_and_resumes(
         task = session.get(Task, summary["task_id"])
         assert task is not None and task.status == "COMPLETED" and task.done == task.total == 5
 
-    again = caption_flow(dataset="alice", captioner="blip", model=str(model), batch_size=2)
+    again = runs.caption("alice", captioner="blip", model=str(model), batch_size=2)
     assert (again["captioned"], again["skipped"]) == (0, 5)
     assert active_captions() == captions
 
     # A model that is not there fails the run at once, before Ray work, and loses nothing.
     with pytest.raises(ModelError, match="does not exist"):
-        caption_flow(dataset="alice", captioner="blip", model=str(tmp_path / "missing"), variant="other")
+        runs.caption("alice", captioner="blip", model=str(tmp_path / "missing"), variant="other")
     with open_context().catalog.session() as session:
         failed = session.scalars(select(Task).where(Task.status == "FAILED")).one()
         assert "does not exist" in (failed.error or "")

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from loraforge.catalog import queries
 from loraforge.catalog.models import Image, Task
 from loraforge.stages.context import open_context
+from tests.support import runs
 from loraforge.stages.curate import review_images
 from loraforge.stages.report import dataset_report
 from tests.support.images import corrupt_jpeg, encode, real_photo, real_photo_paths
@@ -41,17 +42,15 @@ def statuses() -> dict[str, tuple[str, str | None, list[str]]]:
 def test_curate_flow_decides_every_picture_and_reruns_only_what_is_missing(
     tmp_path: Path, stack_env: dict[str, str]
 ) -> None:
-    from flows.curate import curate_flow
-    from flows.ingest import ingest_flow
 
-    ingest_flow(sources=[str(make_source(tmp_path / "photos"))], dataset="alice")
+    runs.ingest("alice", sources=[str(make_source(tmp_path / "photos"))])
     ctx = open_context()
     with ctx.catalog.session() as session:
         chelsea_key = session.scalar(select(Image.object_key).where(Image.original_filename == "chelsea.png"))
     assert chelsea_key is not None
     ctx.store.put(chelsea_key, corrupt_jpeg())  # the stored original rotted after ingest
 
-    summary = curate_flow(dataset="alice", target="sd15", thresholds={"dark": 0.6}, shard_size=2)
+    summary = runs.curate("alice", target="sd15", thresholds={"dark": 0.6}, shard_size=2)
     assert (summary["measured"], summary["failed"]) == (4, 1)
     assert summary["failures"][0]["filename"] == "chelsea.png"
     assert summary["kept"] == 2 and summary["duplicates"] == {"exact": 0, "near": 1}
@@ -70,7 +69,7 @@ def test_curate_flow_decides_every_picture_and_reruns_only_what_is_missing(
         assert dataset.settings["curation"]["thresholds"] == {"dark": 0.6}
         review_images(session, dataset, ["rocket_blurred.jpg"], status="kept", reason="mood shot")
 
-    again = curate_flow(dataset="alice", target="sd15")
+    again = runs.curate("alice", target="sd15")
     assert (again["measured"], again["already_measured"], again["manual"]) == (0, 5, 1)
     assert again["thresholds"] == {"dark": 0.6}
     assert statuses()["rocket_blurred.jpg"] == ("kept", None, ["blurry"])

@@ -16,6 +16,7 @@ from loraforge.catalog.models import Caption, Export, Image, Task
 from loraforge.errors import InvalidInput
 from loraforge.exporters import canonical_json
 from loraforge.stages.context import open_context
+from tests.support import runs
 from tests.conftest import run_cli
 from tests.support.images import real_photo_paths
 
@@ -26,13 +27,12 @@ PHOTOS = ("rocket", "china", "flower", "grace_hopper", "astronaut")
 
 def ingest_captioned(root: Path, *, uncaptioned: str | None = None) -> dict[str, str]:
     """Ingest real photos, set a trigger word and an active caption per image; returns filename -> id."""
-    from flows.ingest import ingest_flow
 
     root.mkdir()
     for name in PHOTOS:
         source = real_photo_paths()[name]
         shutil.copy(source, root / source.name)
-    assert ingest_flow(sources=[str(root)], dataset="alice")["added"] == len(PHOTOS)
+    assert runs.ingest("alice", sources=[str(root)])["added"] == len(PHOTOS)
     ctx = open_context()
     with ctx.catalog.session() as session:
         queries.get_or_create_dataset(session, "alice", trigger_word="ohwx", class_word="person")
@@ -47,10 +47,9 @@ def ingest_captioned(root: Path, *, uncaptioned: str | None = None) -> dict[str,
 def test_exports_are_stored_versions_that_download_and_compare(
     tmp_path: Path, stack_env: dict[str, str]
 ) -> None:
-    from flows.export import export_flow
 
     images = ingest_captioned(tmp_path / "photos")
-    kohya = export_flow(dataset="alice", format="kohya", out=str(tmp_path / "alice-kohya"), repeats=10)
+    kohya = runs.export("alice", format="kohya", out=str(tmp_path / "alice-kohya"), repeats=10)
     folder = tmp_path / "alice-kohya"
     pictures = [p for p in folder.rglob("*") if p.suffix in (".jpg", ".png")]
     assert len(pictures) == len(images) == kohya["images"]
@@ -60,8 +59,8 @@ def test_exports_are_stored_versions_that_download_and_compare(
     config = tomllib.loads((folder / "dataset_config.toml").read_text(encoding="utf-8"))
     assert config["datasets"][0]["subsets"][0]["image_dir"] == "img/10_ohwx person"
 
-    first = export_flow(dataset="alice", format="replicate", out=str(tmp_path / "alice.zip"))
-    second = export_flow(dataset="alice", format="replicate")
+    first = runs.export("alice", format="replicate", out=str(tmp_path / "alice.zip"))
+    second = runs.export("alice", format="replicate")
     with zipfile.ZipFile(tmp_path / "alice.zip") as archive:
         names = archive.namelist()
     assert len([n for n in names if n.endswith(".txt")]) == len(images) and "/" not in "".join(names)
@@ -92,16 +91,15 @@ def test_exports_are_stored_versions_that_download_and_compare(
 def test_strict_export_with_a_missing_caption_leaves_no_completed_version(
     tmp_path: Path, stack_env: dict[str, str]
 ) -> None:
-    from flows.export import export_flow
 
     ingest_captioned(tmp_path / "photos", uncaptioned="china.jpg")
     with pytest.raises(InvalidInput, match="missing_caption"):
-        export_flow(dataset="alice", format="kohya", out=str(tmp_path / "out"), strict=True)
+        runs.export("alice", format="kohya", out=str(tmp_path / "out"), strict=True)
     ctx = open_context()
     with ctx.catalog.session() as session:
         assert session.scalars(select(Export).where(Export.status == "COMPLETED")).all() == []
         task = session.scalar(select(Task).where(Task.kind == "export"))
         assert task is not None and task.status == "FAILED" and "missing_caption" in (task.error or "")
     assert list(ctx.store.list("exports/")) == [] and not (tmp_path / "out").exists()
-    lenient = export_flow(dataset="alice", format="kohya")
+    lenient = runs.export("alice", format="kohya")
     assert any("missing_caption" in line for line in lenient["warnings"])

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from loraforge.catalog.models import Image, Task
 from loraforge.stages.context import open_context
+from tests.support import runs
 from tests.support.images import (
     corrupt_jpeg,
     jpeg_bytes,
@@ -69,9 +70,8 @@ def source(tmp_path: Path, stack_env: dict[str, str], monkeypatch: pytest.Monkey
 
 
 def ingest(source: Path, **options: Any) -> dict[str, Any]:
-    from flows.ingest import ingest_flow
 
-    return ingest_flow(sources=[str(source), str(source / "pics.zip")], dataset="alice", **options)
+    return runs.ingest("alice", sources=[str(source), str(source / "pics.zip")], **options)
 
 
 def catalog_snapshot() -> tuple[list[tuple[str, ...]], list[str]]:

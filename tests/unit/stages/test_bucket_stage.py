@@ -18,7 +18,7 @@ from loraforge.catalog.models import Derivative, Face, Image
 from loraforge.errors import InvalidInput
 from loraforge.imaging.resize import render_crop
 from loraforge.stages.bucket import (
-    BucketOptions,
+    BucketConfig,
     BucketStage,
     bucket_overview,
     make_current,
@@ -34,12 +34,12 @@ from tests.support.images import encode, real_photo, real_photo_paths
 MAX_PIXELS = 80_000_000
 
 
-def make_stage(config: StoreConfig, options: BucketOptions | None = None, **kw: Any) -> BucketStage:
+def make_stage(config: StoreConfig, options: BucketConfig | None = None, **kw: Any) -> BucketStage:
     return BucketStage(
         store_config=config,
         max_pixels=MAX_PIXELS,
         dataset_id="ds",
-        options=options or BucketOptions(target="sdxl"),
+        options=options or BucketConfig(target="sdxl"),
         **kw,
     )
 
@@ -102,10 +102,10 @@ def test_every_processed_picture_is_exactly_a_bucket_of_its_target(store_config:
     items.append(put(store, "alpha.png", encode(shapes_image(700, 300, seed=41).convert("RGBA"), "PNG")))
     items.append(put(store, "grey.png", encode(shapes_image(640, 800, seed=42).convert("L"), "PNG")))
     for options in (
-        BucketOptions(target="sdxl"),
-        BucketOptions(target="sd15"),
-        BucketOptions(target="flux", resolution=768),
-        BucketOptions(target="sdxl", buckets="1024x1024,1216x832,832x1216"),
+        BucketConfig(target="sdxl"),
+        BucketConfig(target="sd15"),
+        BucketConfig(target="flux", resolution=768),
+        BucketConfig(target="sdxl", buckets="1024x1024,1216x832,832x1216"),
     ):
         stage = make_stage(store_config, options, output_format="png" if options.target == "flux" else "jpg")
         labels = set(stage.buckets.labels)
@@ -127,7 +127,7 @@ def test_face_box_lies_inside_the_crop_for_astronaut_and_grace_hopper(
     items = [
         put(store, name, real_photo_paths()[name].read_bytes()) for name in ("astronaut", "grace_hopper")
     ]
-    stage = make_stage(store_config, BucketOptions(target="sdxl", buckets=buckets))
+    stage = make_stage(store_config, BucketConfig(target="sdxl", buckets=buckets))
     for result in run_inline(stage, items):
         assert result["error"] is None
         assert len(result["faces"]) == 1, result["faces"]
@@ -143,7 +143,7 @@ def test_exif_rotated_picture_is_cropped_in_displayed_coordinates(store_config: 
     displayed.paste(real_photo("astronaut"), (50, 550))
     item = put(store, "turned.jpg", with_orientation(displayed, 6))
     assert (item["width"], item["height"]) == (600, 1100)
-    stage = make_stage(store_config, BucketOptions(target="sdxl", buckets="1024x1024"))
+    stage = make_stage(store_config, BucketConfig(target="sdxl", buckets="1024x1024"))
     [result] = run_inline(stage, [item])
     fx0, fy0, fx1, fy1 = result["faces"][0]["bbox"]
     assert 200 < fx0 < 250 and 590 < fy0 < 640  # the astronaut's face, pasted at (50, 550)
@@ -170,12 +170,12 @@ def test_unreadable_picture_becomes_an_error_row_and_writes_nothing(store_config
 def test_parameters_hash_covers_what_changes_the_output(store_config: StoreConfig) -> None:
     base = make_stage(store_config)
     assert (
-        make_stage(store_config, BucketOptions(target="sdxl", resolution=1024)).params_hash
+        make_stage(store_config, BucketConfig(target="sdxl", resolution=1024)).params_hash
         == base.params_hash
     )
     for other in (
-        make_stage(store_config, BucketOptions(target="sdxl", resolution=768)),
-        make_stage(store_config, BucketOptions(target="sdxl", max_upscale=1.0)),
+        make_stage(store_config, BucketConfig(target="sdxl", resolution=768)),
+        make_stage(store_config, BucketConfig(target="sdxl", max_upscale=1.0)),
         make_stage(store_config, output_format="png"),
         make_stage(store_config, face_margin=0.5),
         make_stage(store_config, detector="retinaface"),
@@ -187,7 +187,7 @@ def test_parameters_hash_covers_what_changes_the_output(store_config: StoreConfi
     with pytest.raises(InvalidInput, match="format"):
         make_stage(store_config, output_format="webp")
     with pytest.raises(InvalidInput, match="target"):
-        make_stage(store_config, BucketOptions(target="sd3"))
+        make_stage(store_config, BucketConfig(target="sd3"))
 
 
 def test_retinaface_stage_runs_from_a_local_checkpoint(store_config: StoreConfig, tmp_path: Path) -> None:
@@ -238,7 +238,7 @@ def ingest_rows(names: list[str]) -> str:
         return dataset.id
 
 
-def run_bucket(dataset_id: str, options: BucketOptions) -> tuple[BucketStage, int]:
+def run_bucket(dataset_id: str, options: BucketConfig) -> tuple[BucketStage, int]:
     ctx = open_context()
     stage = BucketStage(
         store_config=ctx.store_config, max_pixels=MAX_PIXELS, dataset_id=dataset_id, options=options
@@ -263,7 +263,7 @@ def report_by_name() -> dict[str, dict[str, Any]]:
 @pytest.mark.usefixtures("embedded_env")
 def test_driver_records_faces_derivatives_and_report_and_resumes() -> None:
     dataset_id = ingest_rows(["astronaut", "grace_hopper", "chelsea", "coffee"])
-    first, processed = run_bucket(dataset_id, BucketOptions(target="sdxl"))
+    first, processed = run_bucket(dataset_id, BucketConfig(target="sdxl"))
     assert processed == 3  # the rejected picture is skipped
     report = report_by_name()
     astronaut = report["astronaut"]
@@ -285,12 +285,12 @@ def test_driver_records_faces_derivatives_and_report_and_resumes() -> None:
     upscales = {entry["filename"]: entry["upscale"] for entry in overview.too_small}
     assert upscales["astronaut"] == 2.0 and all(entry["flagged"] for entry in overview.too_small)
 
-    second, processed = run_bucket(dataset_id, BucketOptions(target="sdxl", resolution=512))
+    second, processed = run_bucket(dataset_id, BucketConfig(target="sdxl", resolution=512))
     assert processed == 3 and second.params_hash != first.params_hash
     assert report_by_name()["astronaut"]["bucket"] == "512x512"
     with ctx.catalog.session() as session:
         assert len(list(session.scalars(select(Derivative)))) == 6  # the first run's are kept
-    again, processed = run_bucket(dataset_id, BucketOptions(target="sdxl"))
+    again, processed = run_bucket(dataset_id, BucketConfig(target="sdxl"))
     assert processed == 0 and again.params_hash == first.params_hash
     assert report_by_name()["astronaut"]["bucket"] == "1024x1024"
 
@@ -299,7 +299,7 @@ def test_driver_records_faces_derivatives_and_report_and_resumes() -> None:
 def test_cli_refuses_bad_options_before_any_flow_starts() -> None:
     from typer.testing import CliRunner
 
-    from loraforge.cli.main import app
+    from services.cli.main import app
 
     ingest_rows([])
     runner = CliRunner()

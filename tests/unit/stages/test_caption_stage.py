@@ -17,7 +17,7 @@ from loraforge.catalog import queries
 from loraforge.catalog.models import Caption, Dataset, Image, ImageMetadata
 from loraforge.config import get_settings
 from loraforge.errors import InvalidInput, ModelError, NotFound
-from loraforge.sources import enumerate_sources
+from loraforge.sources.staging import stage_sources
 from loraforge.stages.caption import (
     WARNINGS_KEY,
     CaptionRecord,
@@ -69,12 +69,12 @@ def make_dataset(
     for index in range(count - 1):
         (folder / f"shot_{index:02d}.jpg").write_bytes(jpeg_bytes(96 + index, 80, seed=index))
     ctx = open_context()
-    items = enumerate_sources([str(folder)], ctx.source_limits)
+    items = stage_sources([str(folder)], ctx.source_limits, ctx.store, dataset_id="test", batch="b")
     stage = IngestStage(store_config=ctx.store_config, limits=ctx.source_limits, max_pixels=10_000_000)
     results = run_inline(stage, items)
     with ctx.catalog.session() as session:
         dataset = queries.get_or_create_dataset(session, name, trigger_word=trigger)
-        assert not record_ingest(session, dataset.id, results).failed
+        assert not record_ingest(session, results, dataset_id=dataset.id).failed
         return dataset.id
 
 
@@ -406,7 +406,7 @@ def test_resize_covers_for_models_and_contains_for_endpoints() -> None:
 
 
 def test_captions_cli_sets_replaces_and_lists(env: Path) -> None:
-    from loraforge.cli.main import app
+    from services.cli.main import app
 
     dataset_id = make_dataset(env.parent, 2)
     run_caption(dataset_id, CaptionRequest(kind="template", template="photo of {trigger}"))

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from loraforge.catalog import queries
 from loraforge.catalog.models import Dataset, Image, ImageMetadata
 from loraforge.errors import InvalidInput, NotFound
-from loraforge.sources import enumerate_sources
+from loraforge.sources.staging import stage_sources
 from loraforge.stages.context import Context, open_context
 from loraforge.stages.curate import (
     CurateStage,
@@ -55,12 +55,12 @@ def write_corpus(folder: Path) -> Path:
 
 
 def ingest(ctx: Context, folder: Path) -> str:
-    items = enumerate_sources([str(folder)], ctx.source_limits)
+    items = stage_sources([str(folder)], ctx.source_limits, ctx.store, dataset_id="test", batch="b")
     stage = IngestStage(store_config=ctx.store_config, limits=ctx.source_limits, max_pixels=MAX_PIXELS)
     results = run_inline(stage, items)
     with ctx.catalog.session() as session:
         dataset = queries.get_or_create_dataset(session, "alice", target_model="sd15")
-        record_ingest(session, dataset.id, results)
+        record_ingest(session, results, dataset_id=dataset.id)
         return dataset.id
 
 

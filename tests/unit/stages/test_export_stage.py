@@ -292,7 +292,7 @@ def test_bucket_no_upscale_silences_the_upscale_warning() -> None:
 
 
 def test_exports_cli_lists_downloads_and_diffs(ctx: Context, tmp_path: Path) -> None:
-    from loraforge.cli.main import app
+    from services.cli.main import app
 
     dataset_id, _ = make_dataset(ctx)
     first = write_export(ctx, plan(ctx, dataset_id, fmt="replicate"))

@@ -71,13 +71,13 @@ def _one_line(text: str) -> str:
 
 
 def register_commands() -> None:
-    from loraforge.cli import db, ingest, report  # noqa: F401 - importing registers the commands
+    from services.cli import db, ingest, report  # noqa: F401 - importing registers the commands
 
     for module in ("curate", "caption", "bucket", "export", "run", "serve"):
         try:
-            __import__(f"loraforge.cli.{module}")
+            __import__(f"services.cli.{module}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"loraforge.cli.{module}":
+            if exc.name != f"services.cli.{module}":
                 raise
 
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import typer
 from rich.table import Table
 
 from loraforge.catalog import queries
-from loraforge.cli.main import app, err_console, handle_errors, out_console
-from loraforge.cli.runtime import cli_context, run_with_progress
 from loraforge.config import get_settings
-from loraforge.errors import InvalidInput
 from loraforge.stages.context import Context, open_context
+from loraforge.stages.options import CaptionOptions
+from services.cli.main import app, err_console, handle_errors, out_console
+from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command
+from services.cli.runtime import cli_context, resolve_dataset, run_with_progress
 
 captions_app = typer.Typer(
     help="Edit and list captions: manual edits are kept as history.", no_args_is_help=True
@@ -22,83 +22,29 @@ captions_app = typer.Typer(
 app.add_typer(captions_app, name="captions")
 
 
-@app.command()
-@handle_errors
-def caption(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset whose pictures to caption."),
-    workspace: str = typer.Option(queries.DEFAULT_WORKSPACE, "--workspace", "-w"),
-    captioner: str = typer.Option(
-        None,
-        "--captioner",
-        "-c",
-        help="florence2, blip, git, openai or template; default: a model found locally, else template.",
-    ),
-    model: str = typer.Option(
-        None, "--model", "-m", help="Hub id or local folder (or the endpoint's model)."
-    ),
-    trigger: str = typer.Option(None, "--trigger", help="Trigger word; saved on the dataset."),
-    class_word: str = typer.Option(None, "--class-word", help="Class word after the trigger; saved too."),
-    template: str = typer.Option(
-        None, "--template", help='Template captioner text, e.g. "photo of {trigger}".'
-    ),
-    prompt: str = typer.Option(None, "--prompt", help="Model prompt or task (<MORE_DETAILED_CAPTION>)."),
-    variant: str = typer.Option(
-        None, "--variant", help="Name of this caption variant; default the captioner."
-    ),
-    endpoint: str = typer.Option(None, "--endpoint", help="OpenAI-compatible base URL, e.g. http://host/v1."),
-    api_key: str = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY", help="Endpoint API key."),
-    prefix: str = typer.Option("", "--prefix", help="Text put before every caption."),
-    suffix: str = typer.Option("", "--suffix", help="Text put after every caption."),
-    placement: str = typer.Option("front", "--placement", help="Trigger at the front or the end."),
-    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Pictures per model call."),
-    pool_size: int = typer.Option(None, "--pool-size", min=1, help="Model actors (copies of the model)."),
-    num_gpus: float = typer.Option(None, "--num-gpus", min=0.0, help="GPUs per actor; 0.5 shares one GPU."),
-    shard_size: int = typer.Option(None, "--shard-size", min=1, help="Pictures per retryable task."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-) -> None:
-    """Caption every pending or kept picture lacking this variant; re-running resumes where it stopped."""
-    if placement not in ("front", "end"):
-        raise InvalidInput(f"--placement must be front or end, not {placement!r}")
-    if api_key:
-        # Through the environment, not the flow's parameters: Prefect stores those where anyone can read them.
-        os.environ["OPENAI_API_KEY"] = api_key
-    ctx = cli_context()
-    if captioner is None:
-        from loraforge.stages.caption import default_captioner
+@options_command(
+    app,
+    CaptionOptions,
+    name="caption",
+    own=[dataset_param("Dataset whose pictures to caption."), WORKSPACE, AS_JSON],
+)
+def caption(options: CaptionOptions, *, dataset: str, workspace: str, as_json: bool) -> None:
+    """Caption every pending or kept picture lacking this variant; re-running resumes where it stopped.
 
-        captioner, found_model, reason = default_captioner(ctx.settings)
-        model = model or found_model
-        err_console.print(reason, highlight=False)
-    with ctx.catalog.session() as session:
-        dataset_id = queries.find_dataset(session, dataset, workspace).id
+    The openai captioner's endpoint is LORAFORGE_CAPTION_ENDPOINT and its key OPENAI_API_KEY.
+    """
+    ctx = cli_context()
+    dataset_id = resolve_dataset(ctx, dataset, workspace)
     from flows.caption import caption_flow
 
     summary = run_with_progress(
         ctx,
         kind="caption",
-        label=f"caption ({captioner})",
+        label=f"caption ({options.captioner})",
         dataset_id=dataset_id,
+        params=options.model_dump(mode="json"),
         show=not as_json,
-        run=lambda task_id: caption_flow(
-            dataset=dataset,
-            workspace=workspace,
-            captioner=captioner,
-            model=model,
-            trigger=trigger,
-            class_word=class_word,
-            template=template,
-            prompt=prompt,
-            variant=variant,
-            endpoint=endpoint,
-            prefix=prefix,
-            suffix=suffix,
-            placement=placement,
-            batch_size=batch_size,
-            pool_size=pool_size,
-            num_gpus=num_gpus,
-            task_id=task_id,
-            shard_size=shard_size,
-        ),
+        run=lambda task_id: caption_flow(dataset_id, options, task_id=task_id),
     )
     if as_json:
         out_console.print_json(json.dumps(summary))
@@ -107,6 +53,8 @@ def caption(
 
 
 def print_caption_summary(summary: dict[str, Any]) -> None:
+    if summary.get("note"):
+        err_console.print(summary["note"], highlight=False)
     out_console.print(
         f"variant {summary['variant']} ({summary['model']}): captioned {summary['captioned']}, "
         f"already captioned {summary['skipped']}, failed {summary['failed']}, "

@@ -3,55 +3,56 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
-import typer
 from rich.table import Table
 
-from loraforge.catalog import queries
-from loraforge.cli.main import app, err_console, handle_errors, out_console
-from loraforge.cli.runtime import cli_context, run_with_progress
 from loraforge.errors import InvalidInput
+from loraforge.stages.options import IngestOptions
+from services.cli.main import app, err_console, out_console
+from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command
+from services.cli.runtime import cli_context, resolve_dataset, run_with_progress
 
 
-@app.command()
-@handle_errors
-def ingest(
-    sources: list[str] = typer.Argument(..., help="Folders, zip files, image files, or .txt lists of URLs."),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset to add the pictures to."),
-    workspace: str = typer.Option(queries.DEFAULT_WORKSPACE, "--workspace", "-w"),
-    shard_size: int = typer.Option(None, "--shard-size", min=1, help="Pictures per retryable task."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-) -> None:
+@options_command(
+    app,
+    IngestOptions,
+    name="ingest",
+    own=[dataset_param("Dataset to add the pictures to (created if new)."), WORKSPACE, AS_JSON],
+    positional="sources",
+    hidden=("upload_batch",),
+)
+def ingest(options: IngestOptions, *, dataset: str, workspace: str, as_json: bool) -> None:
     """Store every picture of the sources (recursively); the same bytes enter a dataset once."""
-    check_sources(sources)
+    check_sources(options.sources)
     ctx = cli_context()
+    dataset_id = resolve_dataset(ctx, dataset, workspace, create=True)
     from flows.ingest import ingest_flow
 
     summary = run_with_progress(
         ctx,
         kind="ingest",
         label="ingest",
-        dataset_id=None,
+        dataset_id=dataset_id,
+        params=options.model_dump(mode="json"),
         show=not as_json,
-        run=lambda task_id: ingest_flow(
-            sources=sources, dataset=dataset, workspace=workspace, task_id=task_id, shard_size=shard_size
-        ),
+        run=lambda task_id: ingest_flow(dataset_id, options, task_id=task_id),
     )
     if as_json:
         out_console.print_json(json.dumps(summary))
     else:
-        print_ingest_summary(summary)
+        print_ingest_summary(summary, dataset)
 
 
-def check_sources(sources: list[str]) -> None:
+def check_sources(sources: Sequence[str]) -> None:
     for source in sources:
         if not source.startswith(("http://", "https://")) and not Path(source).expanduser().exists():
             raise InvalidInput(f"source not found: {source}")
 
 
-def print_ingest_summary(summary: dict) -> None:
-    table = Table(title=f"ingest into {summary['dataset']}", show_header=False)
+def print_ingest_summary(summary: dict, dataset: str) -> None:
+    table = Table(title=f"ingest into {dataset}", show_header=False)
     for label, key in (
         ("found", "found"),
         ("added", "added"),

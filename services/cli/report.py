@@ -8,10 +8,10 @@ import typer
 from rich.table import Table
 
 from loraforge.catalog import queries
-from loraforge.cli.main import app, handle_errors, out_console
 from loraforge.config import get_settings
 from loraforge.stages.context import open_context
 from loraforge.stages.report import dataset_report
+from services.cli.main import app, handle_errors, out_console
 
 
 @app.command()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from loraforge.catalog.db import current_revision
-from loraforge.cli.main import db_app, handle_errors, out_console
 from loraforge.config import get_settings
 from loraforge.stages.context import open_context
+from services.cli.main import db_app, handle_errors, out_console
 
 
 @db_app.command("upgrade")

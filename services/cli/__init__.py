@@ -1,5 +1,5 @@
 """The `loraforge` command. It is the composition root: flows are imported lazily inside commands."""
 
-from loraforge.cli.main import app
+from services.cli.main import app
 
 __all__ = ["app"]

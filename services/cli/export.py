@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,14 @@ import typer
 from rich.table import Table
 
 from loraforge.catalog import queries
-from loraforge.cli.main import app, err_console, handle_errors, out_console
-from loraforge.cli.runtime import cli_context, run_with_progress
 from loraforge.config import get_settings
 from loraforge.errors import InvalidInput
 from loraforge.stages.context import open_context
+from loraforge.stages.datasets import get_dataset
+from loraforge.stages.options import ExportOptions
+from services.cli.main import app, err_console, handle_errors, out_console
+from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command
+from services.cli.runtime import cli_context, resolve_dataset, run_with_progress
 
 exports_app = typer.Typer(help="A dataset's export versions: list, download and compare them.")
 app.add_typer(exports_app, name="exports")
@@ -22,43 +26,40 @@ app.add_typer(exports_app, name="exports")
 WORKSPACE_OPTION = typer.Option(queries.DEFAULT_WORKSPACE, "--workspace", "-w")
 
 
-@app.command("export")
-@handle_errors
-def export(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset to export."),
-    fmt: str = typer.Option(..., "--format", "-f", help="Trainer format: kohya, replicate, ai-toolkit, ..."),
-    out: str = typer.Option(
+OUT = inspect.Parameter(
+    "out",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=typer.Option(
         None, "--out", "-o", help="Folder for the folder form, or a .zip path for the archive alone."
     ),
-    workspace: str = WORKSPACE_OPTION,
-    repeats: int = typer.Option(None, "--repeats", min=1, help="Times each image is seen per epoch."),
-    as_zip: bool = typer.Option(False, "--zip", help="With a folder --out, also write <folder>.zip."),
-    strict: bool = typer.Option(False, "--strict", help="Refuse to export when any check fails."),
-    include_rejected: bool = typer.Option(
-        False, "--include-rejected", help="Also export rejected and duplicate images."
-    ),
-    option: list[str] = typer.Option(
-        [], "--option", help="KEY=VALUE export setting (batch_size=2, shuffle_caption=true, ...)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-) -> None:
+    annotation=str,
+)
+
+
+@options_command(
+    app, ExportOptions, name="export", own=[dataset_param("Dataset to export."), OUT, WORKSPACE, AS_JSON]
+)
+def export(options: ExportOptions, *, dataset: str, out: str | None, workspace: str, as_json: bool) -> None:
     """Export a new immutable version of the dataset, stored with its manifest; always downloadable."""
-    from loraforge.exporters import available_formats
     from loraforge.stages.export import ExportRequest, check_out_dir, local_outputs, preview_export
 
-    if fmt not in available_formats():
-        raise InvalidInput(f"unknown format {fmt!r}; use one of {', '.join(available_formats())}")
-    out_dir, _ = local_outputs(out, zip=as_zip)
+    out_dir, _ = local_outputs(out, zip=options.zip)
     if out_dir is not None:
         check_out_dir(out_dir)
-    options = parse_options(option)
-    request = ExportRequest(format=fmt, repeats=repeats, include_rejected=include_rejected, options=options)
+    request = ExportRequest(
+        format=options.format,
+        repeats=options.repeats,
+        include_rejected=options.include_rejected,
+        options=dict(options.options),
+    )
     ctx = cli_context()
+    dataset_id = resolve_dataset(ctx, dataset, workspace)
     # Validate here first: the report reaches the user before any work, and a strict refusal starts no flow.
     try:
         with ctx.catalog.session() as session:
-            dataset_row = queries.find_dataset(session, dataset, workspace)
-            report = preview_export(session, dataset_row, request, ctx.store, strict=strict)
+            report = preview_export(
+                session, get_dataset(session, dataset_id), request, ctx.store, strict=options.strict
+            )
     except InvalidInput as exc:
         err_console.print(str(exc), highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
@@ -70,14 +71,12 @@ def export(
         result = run_with_progress(
             ctx,
             kind="export",
-            label=f"export {fmt}",
-            dataset_id=None,
+            label=f"export {options.format}",
+            dataset_id=dataset_id,
+            params=options.model_dump(mode="json"),
             show=not as_json,
-            run=lambda task_id: export_flow(
-                dataset=dataset, format=fmt, out=out, workspace=workspace, repeats=repeats, zip=as_zip,
-                strict=strict, include_rejected=include_rejected, options=options, task_id=task_id,
-            ),
-        )  # fmt: skip
+            run=lambda task_id: export_flow(dataset_id, options, task_id=task_id, out=out),
+        )
     except InvalidInput as exc:
         if "\n" not in str(exc):
             raise
@@ -87,7 +86,7 @@ def export(
     if as_json:
         out_console.print_json(json.dumps(result))
         return
-    table = Table(title=f"export {result['export_id']} of {dataset} ({fmt})", show_header=False)
+    table = Table(title=f"export {result['export_id']} of {dataset} ({options.format})", show_header=False)
     for label, key in (
         ("images", "images"),
         ("files", "files"),

@@ -12,12 +12,18 @@ from typing import Any
 
 import typer
 
-from loraforge.cli.main import app, err_console, handle_errors
+from flows.deployments import DEPLOYMENTS, to_deployments
 from loraforge.config import get_settings
 from loraforge.errors import ConfigError
+from services.cli.main import app, err_console, handle_errors
 
 log = logging.getLogger(__name__)
 API_APP = "services.api.main:app"
+WORKER_HELP = (
+    "Serve every pipeline flow as a Prefect deployment and run what is scheduled. Deployments: "
+    + ", ".join(d.deployment_name for d in DEPLOYMENTS)
+    + "."
+)
 
 
 @app.command()
@@ -67,12 +73,12 @@ def dashboard_script() -> Path:
     return Path(spec.origin).parent / "app.py"
 
 
-@app.command()
+@app.command(help=WORKER_HELP)
 @handle_errors
 def worker(
     limit: int = typer.Option(None, "--limit", min=1, help="Flow runs this worker executes at once."),
 ) -> None:
-    """Serve every pipeline flow as a Prefect deployment (`<flow>/loraforge`) and run what is scheduled."""
+    """Serve every pipeline flow as a Prefect deployment and run what is scheduled."""
     from flows._common import configure_prefect
 
     configure_prefect(get_settings())  # before prefect is imported: it reads its environment once
@@ -87,7 +93,5 @@ def worker(
 
 
 def worker_deployments() -> list[Any]:
-    """One deployment per importable stage flow; missing flow modules are logged and skipped."""
-    from services.api.pipeline import DEPLOYMENT_NAME, available_flows
-
-    return [flow.to_deployment(name=DEPLOYMENT_NAME) for flow in available_flows().values()]
+    """One deployment per importable stage flow (the registry's); missing ones are logged and skipped."""
+    return to_deployments()

@@ -9,46 +9,26 @@ import typer
 from rich.table import Table
 
 from loraforge.catalog import queries
-from loraforge.cli.main import app, err_console, handle_errors, out_console
-from loraforge.cli.runtime import cli_context, run_with_progress
 from loraforge.errors import InvalidInput
+from loraforge.stages.options import CurateOptions
+from services.cli.main import app, err_console, handle_errors, out_console
+from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command
+from services.cli.runtime import cli_context, resolve_dataset, run_with_progress
 
 
-@app.command()
-@handle_errors
-def curate(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset whose pictures to curate."),
-    workspace: str = typer.Option(queries.DEFAULT_WORKSPACE, "--workspace", "-w"),
-    threshold: list[str] = typer.Option(
-        None,
-        "--threshold",
-        help="CHECK=VALUE, e.g. blurry=0.6 (repeatable; scores 0..1, above 1 turns a check off). "
-        "Saved with the dataset for later runs.",
-    ),
-    target: str = typer.Option(
-        None, "--target", "-t", help="sd15, sdxl or flux: the resolution judged; default: the dataset's."
-    ),
-    clip_model: str = typer.Option(
-        None,
-        "--clip-model",
-        help="MODEL:WEIGHTS of an open_clip model (checkpoint path or pretrained tag); its embeddings "
-        "confirm near duplicates.",
-    ),
-    shard_size: int = typer.Option(None, "--shard-size", min=1, help="Pictures per retryable task."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-) -> None:
+@options_command(
+    app,
+    CurateOptions,
+    name="curate",
+    own=[dataset_param("Dataset whose pictures to curate."), WORKSPACE, AS_JSON],
+)
+def curate(options: CurateOptions, *, dataset: str, workspace: str, as_json: bool) -> None:
     """Mark every picture kept, rejected (with the issues found) or duplicate (of the copy kept).
 
     Only pictures never measured are measured; decisions made with `loraforge review` stay as they are.
     """
-    if target is not None and target not in queries.TARGET_MODELS:
-        raise InvalidInput(f"target must be one of {', '.join(queries.TARGET_MODELS)}, not {target!r}")
-    from loraforge.stages.curate import check_thresholds
-
-    thresholds = check_thresholds(parse_thresholds(threshold or []))  # before the flow starts
     ctx = cli_context()
-    with ctx.catalog.session() as session:
-        dataset_id = queries.find_dataset(session, dataset, workspace).id
+    dataset_id = resolve_dataset(ctx, dataset, workspace)
     from flows.curate import curate_flow
 
     summary = run_with_progress(
@@ -56,41 +36,20 @@ def curate(
         kind="curate",
         label="curate",
         dataset_id=dataset_id,
+        params=options.model_dump(mode="json"),
         show=not as_json,
-        run=lambda task_id: curate_flow(
-            dataset=dataset,
-            workspace=workspace,
-            thresholds=thresholds or None,
-            target=target,
-            clip_model=clip_model,
-            task_id=task_id,
-            shard_size=shard_size,
-        ),
+        run=lambda task_id: curate_flow(dataset_id, options, task_id=task_id),
     )
     if as_json:
         out_console.print_json(json.dumps(summary))
     else:
-        print_curate_summary(summary)
+        print_curate_summary(summary, dataset)
 
 
-def parse_thresholds(pairs: list[str]) -> dict[str, float]:
-    """["blurry=0.6", ...] -> {"blurry": 0.6}; names are checked by the flow against the known checks."""
-    out: dict[str, float] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        try:
-            if not sep or not name.strip():
-                raise ValueError
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise InvalidInput(f"--threshold takes CHECK=NUMBER, e.g. blurry=0.6, not {pair!r}") from None
-    return out
+def print_curate_summary(summary: dict[str, Any], dataset: str) -> None:
+    from loraforge.stages.curate import summary_rows
 
-
-def print_curate_summary(summary: dict[str, Any]) -> None:
-    from flows.curate import summary_rows
-
-    table = Table(title=f"curation of {summary['dataset']} ({summary['target']})")
+    table = Table(title=f"curation of {dataset} ({summary['target']})")
     table.add_column("outcome")
     table.add_column("images", justify="right")
     for row in summary_rows(summary):

@@ -1,0 +1,280 @@
+"""The typed options of every stage: the one place their parameters, defaults, bounds and help live.
+
+The CLI flags, the Prefect flow parameters, the REST request bodies and the dashboard's forms are all
+generated from these models, so a parameter added here appears everywhere and is checked the same way.
+Unknown fields are refused. Values a remote client may not choose (server paths, endpoints, keys) are
+either absent from these models or checked by `check_client_safe` before the API accepts a run.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from loraforge.targets import TARGET_MODELS
+
+TargetModel = Literal["sd15", "sdxl", "flux"]
+CaptionerKind = Literal["auto", "blip", "git", "florence2", "openai", "template"]
+FaceDetectorKind = Literal["opencv", "retinaface"]
+ExportFormat = Literal["kohya", "ai-toolkit", "onetrainer", "simpletuner", "hf", "replicate"]
+Text = Annotated[str, StringConstraints(max_length=1000)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+ModelRef = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+Source = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+ShardSize = Annotated[int, Field(ge=1, le=100_000)]
+SHARD_HELP = "Pictures per retryable task (default: LORAFORGE_SHARD_SIZE)."
+
+assert set(TARGET_MODELS) == {"sd15", "sdxl", "flux"}  # TargetModel above must follow loraforge.targets
+
+
+class StageOptions(BaseModel):
+    """Base of every options model: unknown fields are an error, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def model_refs(cls) -> tuple[str, ...]:
+        """Fields naming a model or weights: a remote client may give names, never server paths."""
+        return ()
+
+
+class IngestOptions(StageOptions):
+    sources: list[Source] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Folders, zip files, image files, .txt lists of URLs, or http(s) URLs.",
+    )
+    upload_batch: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{32}$",
+        description="A batch of files uploaded through the API (already in object storage).",
+    )
+    shard_size: ShardSize | None = Field(default=None, description=SHARD_HELP)
+
+    @model_validator(mode="after")
+    def _has_input(self) -> IngestOptions:
+        if not self.sources and not self.upload_batch:
+            raise ValueError("give at least one source (or an upload batch)")
+        for source in self.sources:
+            if "\x00" in source:
+                raise ValueError("a source must not contain a NUL character")
+        return self
+
+
+class CurateOptions(StageOptions):
+    target: TargetModel | None = Field(
+        default=None,
+        description="Model whose resolution is judged: sd15, sdxl or flux (default: the dataset's).",
+    )
+    thresholds: dict[Name, float] | None = Field(
+        default=None,
+        json_schema_extra={"cli": "--threshold"},
+        description="Check name -> threshold (scores 0..1; above 1 turns a check off). Saved with the dataset.",
+    )
+    clip_model: ModelRef | None = Field(
+        default=None,
+        description="MODEL:WEIGHTS of an open_clip model; its embeddings confirm near duplicates.",
+    )
+    shard_size: ShardSize | None = Field(default=None, description=SHARD_HELP)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_checks(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if not value:
+            return None
+        from loraforge.curation import all_checks
+
+        known = sorted(all_checks())
+        for name, number in value.items():
+            if name not in known:
+                raise ValueError(f"unknown check {name!r}; known: {', '.join(known)}")
+            if not math.isfinite(number) or number < 0:
+                raise ValueError(f"threshold of {name} must be 0 or more (above 1 turns the check off)")
+        return value
+
+    @classmethod
+    def model_refs(cls) -> tuple[str, ...]:
+        return ("clip_model",)
+
+
+class CaptionOptions(StageOptions):
+    captioner: CaptionerKind = Field(
+        default="auto",
+        description="auto (a local model if found, else template), blip, git, florence2, openai, template.",
+    )
+    model: ModelRef | None = Field(default=None, description="Captioning model: hub id or model folder name.")
+    trigger: Text | None = Field(
+        default=None, description="Trigger word, e.g. 'ohwx woman'; saved on the dataset."
+    )
+    class_word: Text | None = Field(
+        default=None, description="Class word after the trigger, e.g. 'woman'; saved on the dataset."
+    )
+    template: Text | None = Field(default=None, description="Caption template for the template captioner.")
+    prompt: Text | None = Field(
+        default=None, description="Model prompt or task, e.g. <MORE_DETAILED_CAPTION>."
+    )
+    variant: Name | None = Field(
+        default=None, description="Name of the caption variant (default: captioner)."
+    )
+    prefix: Text = Field(default="", description="Text put before every caption.")
+    suffix: Text = Field(default="", description="Text put after every caption.")
+    placement: Literal["front", "end"] = Field(
+        default="front", description="Trigger at the front or the end."
+    )
+    batch_size: int | None = Field(default=None, ge=1, le=1024, description="Pictures per model call.")
+    pool_size: int | None = Field(
+        default=None, ge=1, le=256, description="Model actors (copies of the model)."
+    )
+    num_gpus: float | None = Field(
+        default=None, ge=0, le=8, description="GPUs per actor; 0.5 shares one GPU."
+    )
+    shard_size: ShardSize | None = Field(default=None, description=SHARD_HELP)
+
+    @classmethod
+    def model_refs(cls) -> tuple[str, ...]:
+        return ("model",)
+
+
+class BucketOptions(StageOptions):
+    target: TargetModel | None = Field(
+        default=None, description="Model the buckets are for: sd15, sdxl or flux (default: the dataset's)."
+    )
+    resolution: int | None = Field(
+        default=None, ge=64, le=8192, description="Training resolution (default per target)."
+    )
+    min_reso: int | None = Field(default=None, ge=64, le=8192, description="Smallest bucket side.")
+    max_reso: int | None = Field(default=None, ge=64, le=16384, description="Largest bucket side.")
+    step: int | None = Field(default=None, ge=8, le=1024, description="Bucket side step in pixels.")
+    buckets: (
+        Annotated[str, StringConstraints(max_length=2000, pattern=r"^\s*\d+x\d+(\s*,\s*\d+x\d+)*\s*$")] | None
+    ) = Field(
+        default=None, description="Own bucket list, e.g. '1024x1024,1152x896'; replaces the generated set."
+    )
+    max_upscale: float = Field(default=1.5, ge=1.0, le=16.0, description="Largest allowed upscale factor.")
+    face_detector: FaceDetectorKind = Field(
+        default="opencv", description="opencv (no download) or retinaface."
+    )
+    face_weights: ModelRef | None = Field(
+        default=None, description="RetinaFace weights (file name in the model dir)."
+    )
+    face_margin: float = Field(
+        default=0.25, ge=0.0, le=4.0, description="Room kept around faces, per face size."
+    )
+    output_format: Literal["jpg", "png"] = Field(
+        default="jpg", description="Format of processed pictures.", json_schema_extra={"cli": "--format"}
+    )
+    batch_size: int = Field(
+        default=4, ge=1, le=1024, description="Training batch size the buckets are checked for."
+    )
+    shard_size: ShardSize | None = Field(default=None, description=SHARD_HELP)
+
+    @classmethod
+    def model_refs(cls) -> tuple[str, ...]:
+        return ("face_weights",)
+
+
+Scalar = str | int | float | bool | None
+
+
+class ExportOptions(StageOptions):
+    format: ExportFormat = Field(
+        default="kohya",
+        description="Trainer format of the export.",
+        json_schema_extra={"cli": ["--format", "-f"]},
+    )
+    repeats: int | None = Field(
+        default=None, ge=0, le=10_000, description="Repeats per image (kohya folder prefix)."
+    )
+    zip: bool = Field(default=False, description="Also store a zip of the folder form.")
+    strict: bool = Field(default=False, description="Refuse to export when a validation check fails.")
+    include_rejected: bool = Field(default=False, description="Export rejected pictures too.")
+    options: dict[Name, Scalar] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="Format extras (batch_size, resolution, shuffle_caption, ...).",
+        json_schema_extra={"cli": "--option"},
+    )
+
+
+def _same(model: type[BaseModel], name: str, **changes: Any) -> Any:
+    """A field defined once in a stage's model, reused (with a changed default) by BuildOptions."""
+    info = copy.copy(model.model_fields[name])
+    for key, value in changes.items():
+        setattr(info, key, value)
+    return info
+
+
+class BuildOptions(StageOptions):
+    """The whole pipeline (`loraforge run`): each field is the same field as in its stage's model."""
+
+    sources: list[Source] = _same(IngestOptions, "sources")
+    upload_batch: str | None = _same(IngestOptions, "upload_batch")
+    trigger: Text | None = _same(CaptionOptions, "trigger")
+    class_word: Text | None = _same(CaptionOptions, "class_word")
+    target: TargetModel = Field(default="sdxl", description="Model the LoRA is for: sd15, sdxl or flux.")
+    captioner: CaptionerKind = _same(CaptionOptions, "captioner")
+    model: ModelRef | None = _same(CaptionOptions, "model")
+    template: Text | None = _same(CaptionOptions, "template")
+    caption_prompt: Text | None = _same(CaptionOptions, "prompt")
+    caption_batch_size: int | None = _same(CaptionOptions, "batch_size")
+    resolution: int | None = _same(BucketOptions, "resolution")
+    face_detector: FaceDetectorKind = _same(BucketOptions, "face_detector")
+    max_upscale: float = _same(BucketOptions, "max_upscale")
+    format: ExportFormat = _same(ExportOptions, "format")
+    repeats: int | None = _same(ExportOptions, "repeats")
+    zip: bool = _same(ExportOptions, "zip")
+    strict: bool = _same(ExportOptions, "strict")
+    shard_size: ShardSize | None = Field(default=None, description=SHARD_HELP)
+
+    @model_validator(mode="after")
+    def _has_input(self) -> BuildOptions:
+        self.ingest()  # the same rule as the ingest stage's
+        return self
+
+    @classmethod
+    def model_refs(cls) -> tuple[str, ...]:
+        return ("model",)
+
+    def ingest(self) -> IngestOptions:
+        return IngestOptions(sources=self.sources, upload_batch=self.upload_batch, shard_size=self.shard_size)
+
+    def curate(self) -> CurateOptions:
+        return CurateOptions(target=self.target, shard_size=self.shard_size)
+
+    def caption(self) -> CaptionOptions:
+        return CaptionOptions(
+            captioner=self.captioner,
+            model=self.model,
+            trigger=self.trigger,
+            class_word=self.class_word,
+            template=self.template,
+            prompt=self.caption_prompt,
+            batch_size=self.caption_batch_size,
+            shard_size=self.shard_size,
+        )
+
+    def bucket(self) -> BucketOptions:
+        return BucketOptions(
+            target=self.target,
+            resolution=self.resolution,
+            face_detector=self.face_detector,
+            max_upscale=self.max_upscale,
+            shard_size=self.shard_size,
+        )
+
+    def export(self) -> ExportOptions:
+        return ExportOptions(format=self.format, repeats=self.repeats, zip=self.zip, strict=self.strict)
+
+
+STAGE_OPTIONS: dict[str, type[StageOptions]] = {
+    "ingest": IngestOptions,
+    "curate": CurateOptions,
+    "caption": CaptionOptions,
+    "bucket": BucketOptions,
+    "export": ExportOptions,
+    "build": BuildOptions,
+}
+"""Stage key -> its options model (the API's run routes, the dashboard's forms and the CLI use it)."""

@@ -1,0 +1,184 @@
+"""Typer commands whose flags are generated from a stage's options model (loraforge.stages.options).
+
+A field `max_upscale` becomes `--max-upscale` with the field's default, bounds and help; a Literal becomes a
+choice; a list becomes a repeatable flag (or the positional arguments); a dict becomes repeatable KEY=VALUE.
+A field may name its flag itself with `json_schema_extra={"cli": "--format"}`. The command's own flags
+(dataset, workspace, --json, ...) are given as plain typer parameters. Values are checked by the model, and
+a bad one exits 1 with a line naming the flag, before anything runs.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+import json
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, Literal
+
+import typer
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+
+from loraforge.catalog.queries import DEFAULT_WORKSPACE
+from loraforge.errors import InvalidInput
+from services.cli.main import handle_errors
+
+Runner = Callable[..., None]
+KW = inspect.Parameter.KEYWORD_ONLY
+
+
+def dataset_param(help_text: str = "Dataset name.") -> inspect.Parameter:
+    return inspect.Parameter(
+        "dataset", KW, default=typer.Option(..., "--dataset", "-d", help=help_text), annotation=str
+    )
+
+
+WORKSPACE = inspect.Parameter(
+    "workspace",
+    KW,
+    default=typer.Option(DEFAULT_WORKSPACE, "--workspace", "-w", help="Workspace."),
+    annotation=str,
+)
+AS_JSON = inspect.Parameter(
+    "as_json", KW, default=typer.Option(False, "--json", help="Print the result as JSON."), annotation=bool
+)
+
+
+def flags_of(name: str, info: FieldInfo) -> list[str]:
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    named = extra.get("cli")
+    if named:
+        return [str(flag) for flag in (named if isinstance(named, list) else [named])]
+    return ["--" + name.replace("_", "-")]
+
+
+def flag_of(name: str, info: FieldInfo) -> str:
+    return flags_of(name, info)[0]
+
+
+def options_command(
+    app: typer.Typer,
+    model: type[BaseModel],
+    *,
+    name: str,
+    own: list[inspect.Parameter],
+    positional: str | None = None,
+    hidden: tuple[str, ...] = (),
+) -> Callable[[Runner], Runner]:
+    """Register `run(options, **own_values)` as a command whose flags come from `model`."""
+
+    def register(run: Runner) -> Runner:
+        fields = {key: info for key, info in model.model_fields.items() if key not in hidden}
+        parameters = [_parameter(key, info, positional=key == positional) for key, info in fields.items()]
+        parameters.sort(key=lambda p: 0 if isinstance(p.default, typer.models.ArgumentInfo) else 1)
+
+        @functools.wraps(run)
+        def command(**values: Any) -> None:
+            given = {key: _convert(fields[key], values.pop(key)) for key in list(values) if key in fields}
+            given = {key: value for key, value in given.items() if value is not None}
+            try:
+                options = model(**given)
+            except ValidationError as exc:
+                raise InvalidInput(describe(exc, fields)) from None
+            run(options, **values)
+
+        command.__signature__ = inspect.Signature([*parameters, *own])  # type: ignore[attr-defined]
+        app.command(name=name, help=run.__doc__)(handle_errors(command))
+        return run
+
+    return register
+
+
+def describe(exc: ValidationError, fields: dict[str, FieldInfo]) -> str:
+    """A validation error as one line that names the flag a user typed."""
+    parts = []
+    for error in exc.errors():
+        loc = error["loc"][0] if error["loc"] else None
+        where = flag_of(str(loc), fields[str(loc)]) if loc in fields else "options"
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def _parameter(key: str, info: FieldInfo, *, positional: bool) -> inspect.Parameter:
+    annotation = _cli_type(info.annotation)
+    bounds = {}
+    for meta in info.metadata:
+        if isinstance(meta, Ge | Gt):
+            bounds["min"] = getattr(meta, "ge", None) if isinstance(meta, Ge) else meta.gt
+        if isinstance(meta, Le | Lt):
+            bounds["max"] = getattr(meta, "le", None) if isinstance(meta, Le) else meta.lt
+    default = None if info.is_required() else info.get_default(call_default_factory=True)
+    if isinstance(default, list | dict) and not default:
+        default = None
+    help_text = info.description or ""
+    if _is_dict(info.annotation):
+        help_text += " Repeatable KEY=VALUE."
+    if positional:
+        spec: Any = typer.Argument(... if info.is_required() else default, help=help_text)
+    else:
+        spec = typer.Option(
+            default, *flags_of(key, info), help=help_text, show_default=default is not None, **bounds
+        )
+    return inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=spec, annotation=annotation)
+
+
+def _cli_type(annotation: Any) -> Any:
+    """The plain type typer understands (a Literal becomes an Enum of its values: typer's choices)."""
+    inner = _unwrap(annotation)
+    if typing.get_origin(inner) is Literal:
+        values = [str(value) for value in typing.get_args(inner)]
+        return enum.Enum("Choice", {value: value for value in values}, type=str)
+    if typing.get_origin(inner) in (list, dict):
+        return list[str]
+    base = _base(inner)
+    return base if base in (str, int, float, bool) else str
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Drop None from an optional annotation."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _base(annotation: Any) -> Any:
+    """The type under Annotated[...]."""
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def _is_dict(annotation: Any) -> bool:
+    return typing.get_origin(_unwrap(annotation)) is dict
+
+
+def _convert(info: FieldInfo, value: Any) -> Any:
+    """A repeatable KEY=VALUE flag into a dict; empty repeatables into None (the model's default)."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, list | tuple) and not value:
+        return None
+    if _is_dict(info.annotation) and value is not None:
+        out: dict[str, Any] = {}
+        for pair in value:
+            key, sep, text = str(pair).partition("=")
+            if not sep or not key.strip():
+                raise InvalidInput(f"expected KEY=VALUE, not {pair!r}")
+            out[key.strip()] = _json_or_text(text)
+        return out
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _json_or_text(text: str) -> Any:
+    """Numbers, booleans and lists as JSON reads them; anything else as the text typed."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

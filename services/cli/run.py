@@ -1,0 +1,81 @@
+"""`loraforge run`: the main job, from a folder of photos to a trainer-ready dataset in one command."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from loraforge.stages.options import BuildOptions
+from services.cli.ingest import check_sources
+from services.cli.main import app, err_console, out_console
+from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command
+from services.cli.runtime import cli_context, resolve_dataset, run_with_stage_bars
+
+OUT = inspect.Parameter(
+    "out",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=typer.Option(None, "--out", "-o", help="Where to write the dataset (folder, or .zip)."),
+    annotation=str,
+)
+
+
+@options_command(
+    app,
+    BuildOptions,
+    name="run",
+    own=[dataset_param("Dataset name (created if new)."), OUT, WORKSPACE, AS_JSON],
+    positional="sources",
+    hidden=("upload_batch",),
+)
+def run(options: BuildOptions, *, dataset: str, out: str | None, workspace: str, as_json: bool) -> None:
+    """Ingest, curate, caption, bucket and export a dataset in one go. Running it again resumes."""
+    check_sources(options.sources)
+    ctx = cli_context()
+    dataset_id = resolve_dataset(
+        ctx,
+        dataset,
+        workspace,
+        create=True,
+        trigger=options.trigger,
+        class_word=options.class_word,
+        target=options.target,
+    )
+    from flows.build_dataset import build_dataset_flow
+
+    summary = run_with_stage_bars(
+        ctx,
+        dataset_id=dataset_id,
+        params=options.model_dump(mode="json"),
+        show=not as_json,
+        run=lambda task_id: build_dataset_flow(dataset_id, options, task_id=task_id, out=out),
+    )
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print_summary(summary)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    for note in summary.get("notes", []):
+        err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    table = Table(title=f"dataset {summary['dataset']}", show_header=False)
+    rows = [
+        ("images found", summary["found"]),
+        ("added", summary["added"]),
+        ("failed to ingest", summary["failed_to_ingest"]),
+        ("duplicates", summary["duplicates"]),
+        ("rejected", summary["rejected"]),
+    ]
+    rows += [(f"  rejected: {reason}", count) for reason, count in summary["rejected_by_reason"].items()]
+    rows += [("captioned", summary["captioned"])]
+    rows += [(f"  bucket {bucket}", count) for bucket, count in summary["per_bucket"].items()]
+    rows += [("exported", summary["exported"]), ("export version", summary["export_id"])]
+    for label, value in rows:
+        table.add_row(label, "" if value is None else str(value))
+    out_console.print(table)
+    if summary.get("written_to"):
+        out_console.print(f"dataset written to [bold]{summary['written_to']}[/bold]", soft_wrap=True)
