@@ -33,3 +33,8 @@ class ModelError(LoraForgeError):
 
 class CatalogError(LoraForgeError):
     """The catalog database cannot be reached or migrated."""
+
+
+class Forbidden(LoraForgeError):
+    """The caller may not do this here (a server path outside the import roots, a setting only the
+    operator may choose)."""

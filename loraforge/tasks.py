@@ -67,7 +67,7 @@ def create_task(
             reap_stale(session, stale_after_s=stale_after_s, dataset_id=dataset_id)
         busy = active_run(session, dataset_id)
         if busy is not None:
-            raise _busy(busy)
+            raise busy_error(busy)
     task = Task(
         kind=kind,
         dataset_id=dataset_id,
@@ -82,11 +82,11 @@ def create_task(
             session.flush()
     except IntegrityError:  # another process took the dataset between our check and our insert
         busy = active_run(session, dataset_id) if dataset_id else None
-        raise _busy(busy) from None
+        raise busy_error(busy) from None
     return task
 
 
-def _busy(task: Task | None) -> Conflict:
+def busy_error(task: Task | None) -> Conflict:
     if task is None:
         return Conflict("another run is active on this dataset")
     return Conflict(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from loraforge.catalog.models import Dataset, Image, Task, Workspace
+from loraforge.catalog.models import Dataset, Derivative, Image, Task, Workspace
 from loraforge.errors import InvalidInput, NotFound
 from loraforge.targets import TARGET_MODELS
 
@@ -121,3 +122,25 @@ def finish_task(
     task.finished_at = datetime.now(UTC)
     if status == "COMPLETED":
         task.done, task.progress = task.total, 1.0
+
+
+BUCKET_KIND = "bucket"
+
+
+def current_buckets(
+    session: Session, dataset: Dataset, ids: Iterable[str] | None = None
+) -> dict[str, Derivative]:
+    """Image id -> its bucket derivative under the dataset's current bucket parameters (the last bucket run);
+    before any parameters are current, the newest derivative of each picture. The one "current bucket"
+    query: the report, the export, the API and the statistics all use it."""
+    query = select(Derivative).join(Image, Image.id == Derivative.image_id)
+    query = query.where(Image.dataset_id == dataset.id, Derivative.kind == BUCKET_KIND)
+    if ids is not None:
+        query = query.where(Derivative.image_id.in_(list(ids)))
+    params_hash = (dataset.settings or {}).get("bucket_params_hash")
+    if params_hash:
+        query = query.where(Derivative.params_hash == params_hash)
+    latest: dict[str, Derivative] = {}
+    for row in session.scalars(query.order_by(Derivative.created_at, Derivative.id)):
+        latest[row.image_id] = row
+    return latest

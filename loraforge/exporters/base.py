@@ -101,8 +101,9 @@ class ExportSpec:
         for word_field in ("trigger_word", "class_word"):
             word = getattr(self, word_field)
             if word is not None and (not word.strip() or re.search(r"[/\\\x00-\x1f]", word)):
-                raise InvalidInput(f"{word_field} {word!r} is empty or holds a path separator or control "
-                                   "character")
+                raise InvalidInput(
+                    f"{word_field} {word!r} is empty or holds a path separator or control character"
+                )
         if self.batch_size < 1:
             raise InvalidInput("batch_size must be at least 1")
         if self.repeats is not None and self.repeats < 1:

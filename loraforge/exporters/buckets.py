@@ -33,8 +33,9 @@ def spec_buckets(spec: ExportSpec) -> list[tuple[int, int]]:
     if spec.buckets:
         return [tuple(b) for b in spec.buckets]  # type: ignore[misc]
     assert spec.resolution and spec.min_bucket_reso and spec.max_bucket_reso and spec.bucket_step
-    return kohya_buckets(spec.resolution, min_reso=spec.min_bucket_reso, max_reso=spec.max_bucket_reso,
-                         step=spec.bucket_step)
+    return kohya_buckets(
+        spec.resolution, min_reso=spec.min_bucket_reso, max_reso=spec.max_bucket_reso, step=spec.bucket_step
+    )
 
 
 def bucket_of(item: ExportItem, buckets: Sequence[tuple[int, int]]) -> tuple[int, int]:

@@ -82,8 +82,9 @@ def image_size(data: bytes) -> tuple[int, int]:
         return img.size
 
 
-def face_mask_png(size: tuple[int, int], faces: Sequence[Sequence[float]], *, margin: float = FACE_MASK_MARGIN
-                  ) -> bytes:
+def face_mask_png(
+    size: tuple[int, int], faces: Sequence[Sequence[float]], *, margin: float = FACE_MASK_MARGIN
+) -> bytes:
     """A greyscale loss mask: white over the (grown) face boxes, black elsewhere, as OneTrainer reads it."""
     from PIL import Image, ImageDraw
 
@@ -94,8 +95,12 @@ def face_mask_png(size: tuple[int, int], faces: Sequence[Sequence[float]], *, ma
         x0, y0, x1, y1 = (float(v) for v in box[:4])
         grow_x, grow_y = (x1 - x0) * margin, (y1 - y0) * margin
         draw.rectangle(
-            (max(0.0, x0 - grow_x), max(0.0, y0 - grow_y), min(width - 1.0, x1 + grow_x),
-             min(height - 1.0, y1 + grow_y)),
+            (
+                max(0.0, x0 - grow_x),
+                max(0.0, y0 - grow_y),
+                min(width - 1.0, x1 + grow_x),
+                min(height - 1.0, y1 + grow_y),
+            ),
             fill=255,
         )
     out = io.BytesIO()

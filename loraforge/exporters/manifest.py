@@ -39,16 +39,26 @@ class ManifestDiff:
         return not (self.added or self.removed or self.changed or self.settings_changed)
 
 
-def build_manifest(export_id: str, dataset_info: DatasetInfo | Mapping[str, Any], spec: ExportSpec,
-                   entries: Sequence[ManifestEntry], created_at: datetime) -> dict[str, Any]:
+def build_manifest(
+    export_id: str,
+    dataset_info: DatasetInfo | Mapping[str, Any],
+    spec: ExportSpec,
+    entries: Sequence[ManifestEntry],
+    created_at: datetime,
+) -> dict[str, Any]:
     """The manifest of one export, as plain JSON values with files sorted by name."""
     if isinstance(dataset_info, DatasetInfo):
         dataset = dataclasses.asdict(dataset_info)
     else:
         dataset = dict(dataset_info)
     files = [
-        {"name": e.name, "sha256": e.sha256, "bytes": e.bytes, "source_image_id": e.source_image_id,
-         "caption_sha256": e.caption_sha256}
+        {
+            "name": e.name,
+            "sha256": e.sha256,
+            "bytes": e.bytes,
+            "source_image_id": e.source_image_id,
+            "caption_sha256": e.caption_sha256,
+        }
         for e in sorted(entries, key=lambda e: e.name)
     ]
     return {

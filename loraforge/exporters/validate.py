@@ -63,8 +63,9 @@ def _check(name: str) -> Callable[[Check], Check]:
     return decorate
 
 
-def validate(items: Sequence[ExportItem], spec: ExportSpec, *, tokens: TokenCounter | None = None,
-             strict: bool = False) -> ValidationReport:
+def validate(
+    items: Sequence[ExportItem], spec: ExportSpec, *, tokens: TokenCounter | None = None, strict: bool = False
+) -> ValidationReport:
     """Run every check. `tokens` counts a caption's tokens (start/end included) with the trainer's
     tokenizer, e.g. loraforge.captioning.clip_token_count; the default is a vocabulary-free estimate.
     Strict mode raises InvalidInput listing every error and warning."""
@@ -84,8 +85,11 @@ def validate(items: Sequence[ExportItem], spec: ExportSpec, *, tokens: TokenCoun
 @_check("missing_caption")
 def _missing_caption(items: Sequence[ExportItem], spec: ExportSpec, tokens: TokenCounter) -> list[Problem]:
     fallback = render_caption(None, spec) or "nothing"
-    return [Problem("missing_caption", item.image_id, f"no caption; the .txt will hold {fallback!r}", "error")
-            for item in items if not (item.caption or "").strip()]
+    return [
+        Problem("missing_caption", item.image_id, f"no caption; the .txt will hold {fallback!r}", "error")
+        for item in items
+        if not (item.caption or "").strip()
+    ]
 
 
 @_check("missing_trigger")
@@ -98,11 +102,23 @@ def _missing_trigger(items: Sequence[ExportItem], spec: ExportSpec, tokens: Toke
         text = (item.caption or "").replace("[trigger]", trigger)
         if text.strip() and not has_word(text, trigger):
             if spec.ensure_trigger:
-                problems.append(Problem("missing_trigger", item.image_id,
-                                        f"caption lacks {trigger!r}; it will be prepended", "warning"))
+                problems.append(
+                    Problem(
+                        "missing_trigger",
+                        item.image_id,
+                        f"caption lacks {trigger!r}; it will be prepended",
+                        "warning",
+                    )
+                )
             else:
-                problems.append(Problem("missing_trigger", item.image_id,
-                                        f"caption lacks {trigger!r} and ensure_trigger is off", "error"))
+                problems.append(
+                    Problem(
+                        "missing_trigger",
+                        item.image_id,
+                        f"caption lacks {trigger!r} and ensure_trigger is off",
+                        "error",
+                    )
+                )
     return problems
 
 
@@ -113,8 +129,14 @@ def _caption_too_long(items: Sequence[ExportItem], spec: ExportSpec, tokens: Tok
     for item in items:
         count = tokens(render_caption(item.caption, spec))
         if limit and count > limit:
-            problems.append(Problem("caption_too_long", item.image_id,
-                                    f"{count} tokens > {limit}; the trainer truncates the rest", "warning"))
+            problems.append(
+                Problem(
+                    "caption_too_long",
+                    item.image_id,
+                    f"{count} tokens > {limit}; the trainer truncates the rest",
+                    "warning",
+                )
+            )
     return problems
 
 
@@ -126,10 +148,17 @@ def _small_bucket(items: Sequence[ExportItem], spec: ExportSpec, tokens: TokenCo
     members: dict[tuple[int, int], list[str]] = defaultdict(list)
     for item in items:
         members[bucket_of(item, buckets)].append(item.image_id)
-    return [Problem("small_bucket", None,
-                    f"bucket {w}x{h} holds {len(ids)} image(s) < batch size {spec.batch_size}; SimpleTuner "
-                    f"drops it, others train it in short batches: {', '.join(ids)}", "warning")
-            for (w, h), ids in sorted(members.items()) if len(ids) < spec.batch_size]
+    return [
+        Problem(
+            "small_bucket",
+            None,
+            f"bucket {w}x{h} holds {len(ids)} image(s) < batch size {spec.batch_size}; SimpleTuner "
+            f"drops it, others train it in short batches: {', '.join(ids)}",
+            "warning",
+        )
+        for (w, h), ids in sorted(members.items())
+        if len(ids) < spec.batch_size
+    ]
 
 
 @_check("upscaled")
@@ -142,9 +171,15 @@ def _upscaled(items: Sequence[ExportItem], spec: ExportSpec, tokens: TokenCounte
         bucket = bucket_of(item, buckets)
         factor = upscale_factor(item.width, item.height, bucket)
         if factor > 1.0:
-            problems.append(Problem("upscaled", item.image_id,
-                                    f"{item.width}x{item.height} is enlarged {factor:.2f}x to fill bucket "
-                                    f"{bucket[0]}x{bucket[1]}", "warning"))
+            problems.append(
+                Problem(
+                    "upscaled",
+                    item.image_id,
+                    f"{item.width}x{item.height} is enlarged {factor:.2f}x to fill bucket "
+                    f"{bucket[0]}x{bucket[1]}",
+                    "warning",
+                )
+            )
     return problems
 
 
@@ -153,8 +188,9 @@ def _status(items: Sequence[ExportItem], spec: ExportSpec, tokens: TokenCounter)
     problems = []
     for item in [*items, *(spec.reg_items or [])]:
         if item.status in EXCLUDED_STATUSES:
-            problems.append(Problem("excluded_image", item.image_id, f"image is {item.status} but included",
-                                    "error"))
+            problems.append(
+                Problem("excluded_image", item.image_id, f"image is {item.status} but included", "error")
+            )
         elif item.status == "pending":
             problems.append(Problem("uncurated", item.image_id, "image has not been curated yet", "info"))
     return problems
@@ -167,11 +203,22 @@ def _identity_problems(items: Sequence[ExportItem]) -> list[Problem]:
     seen_sha: set[str] = set()
     for item in items:
         if stems[item.stem] > 1:
-            problems.append(Problem("duplicate_stem", item.image_id,
-                                    f"stem {item.stem!r} used {stems[item.stem]} times; files would collide",
-                                    "error"))
+            problems.append(
+                Problem(
+                    "duplicate_stem",
+                    item.image_id,
+                    f"stem {item.stem!r} used {stems[item.stem]} times; files would collide",
+                    "error",
+                )
+            )
         if shas[item.source_sha256] > 1 and item.source_sha256 in seen_sha:
-            problems.append(Problem("duplicate_image", item.image_id,
-                                    f"same bytes ({item.source_sha256[:12]}) included twice", "error"))
+            problems.append(
+                Problem(
+                    "duplicate_image",
+                    item.image_id,
+                    f"same bytes ({item.source_sha256[:12]}) included twice",
+                    "error",
+                )
+            )
         seen_sha.add(item.source_sha256)
     return problems

@@ -63,22 +63,37 @@ class ExportWriter:
         logger.warning(message)
         self.warnings.append(message)
 
-    def write_bytes(self, name: str, data: bytes, *, compress: bool, sha256: str | None = None,
-                    source_image_id: str | None = None, caption_sha256: str | None = None) -> ManifestEntry:
+    def write_bytes(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        compress: bool,
+        sha256: str | None = None,
+        source_image_id: str | None = None,
+        caption_sha256: str | None = None,
+    ) -> ManifestEntry:
         self.sink.write(name, data, compress=compress)
-        entry = ManifestEntry(name, sha256 or hashlib.sha256(data).hexdigest(), len(data), source_image_id,
-                              caption_sha256)
+        entry = ManifestEntry(
+            name, sha256 or hashlib.sha256(data).hexdigest(), len(data), source_image_id, caption_sha256
+        )
         self.entries.append(entry)
         self.bytes_written += len(data)
         return entry
 
     def write_text(self, name: str, text: str, *, source_image_id: str | None = None) -> ManifestEntry:
         data = text.encode("utf-8")
-        return self.write_bytes(name, data, compress=True, source_image_id=source_image_id,
-                                caption_sha256=hashlib.sha256(data).hexdigest() if source_image_id else None)
+        return self.write_bytes(
+            name,
+            data,
+            compress=True,
+            source_image_id=source_image_id,
+            caption_sha256=hashlib.sha256(data).hexdigest() if source_image_id else None,
+        )
 
-    def write_images(self, items: Sequence[ExportItem], folder: str, *, captions: bool = True,
-                     masks: bool = False) -> list[WrittenImage]:
+    def write_images(
+        self, items: Sequence[ExportItem], folder: str, *, captions: bool = True, masks: bool = False
+    ) -> list[WrittenImage]:
         """Write each image (plus `stem.txt`, plus `stem-masklabel.png` when asked) under `folder`."""
         prefix = f"{folder.strip('/')}/" if folder.strip("/") else ""
         written: list[WrittenImage] = []
@@ -93,13 +108,23 @@ class ExportWriter:
             caption = render_caption(item.caption, self.spec)
             caption_sha = hashlib.sha256(caption.encode("utf-8")).hexdigest()
             name = f"{prefix}{item.stem}.{prepared.image.ext}"
-            self.write_bytes(name, prepared.image.data, compress=False, sha256=prepared.sha256,
-                             source_image_id=item.image_id, caption_sha256=caption_sha)
+            self.write_bytes(
+                name,
+                prepared.image.data,
+                compress=False,
+                sha256=prepared.sha256,
+                source_image_id=item.image_id,
+                caption_sha256=caption_sha,
+            )
             if captions:
                 self.write_text(f"{prefix}{item.stem}.txt", caption, source_image_id=item.image_id)
             if prepared.mask is not None:
-                self.write_bytes(f"{prefix}{item.stem}{MASK_SUFFIX}.png", prepared.mask, compress=False,
-                                 source_image_id=item.image_id)
+                self.write_bytes(
+                    f"{prefix}{item.stem}{MASK_SUFFIX}.png",
+                    prepared.mask,
+                    compress=False,
+                    source_image_id=item.image_id,
+                )
             written.append(WrittenImage(item, name, caption))
             self.image_count += 1
             if self.progress is not None:
@@ -109,8 +134,12 @@ class ExportWriter:
     def _prepare(self, item: ExportItem, masks: bool) -> _Prepared:
         try:
             raw = item.read()
-            image = prepare_image(raw, declared_format=item.source_format, convert_to=self.spec.convert_to,
-                                  jpeg_quality=self.spec.jpeg_quality)
+            image = prepare_image(
+                raw,
+                declared_format=item.source_format,
+                convert_to=self.spec.convert_to,
+                jpeg_quality=self.spec.jpeg_quality,
+            )
             mask = None
             if masks and item.faces:
                 mask = face_mask_png(image_size(image.data), item.faces)
@@ -136,9 +165,16 @@ class ExportWriter:
                 yield done
 
 
-def export_dataset(items: Sequence[ExportItem], spec: ExportSpec, *, sink: DirectorySink | ZipSink | Sink,
-                   strict: bool = False, tokens: Callable[[str], int] | None = None, read_ahead: int = 4,
-                   progress: Callable[[int], None] | None = None) -> ExportResult:
+def export_dataset(
+    items: Sequence[ExportItem],
+    spec: ExportSpec,
+    *,
+    sink: DirectorySink | ZipSink | Sink,
+    strict: bool = False,
+    tokens: Callable[[str], int] | None = None,
+    read_ahead: int = 4,
+    progress: Callable[[int], None] | None = None,
+) -> ExportResult:
     """Validate `items` against `spec`, write the trainer's layout into `sink` and close it.
 
     Non-strict exports go ahead and carry every validation problem as a warning; strict ones raise
@@ -153,6 +189,11 @@ def export_dataset(items: Sequence[ExportItem], spec: ExportSpec, *, sink: Direc
         exporter.write(items, spec, writer)
     finally:
         sink.close()
-    logger.info("export %s: %d images, %d files, %d bytes", spec.format, writer.image_count,
-                len(writer.entries), writer.bytes_written)
+    logger.info(
+        "export %s: %d images, %d files, %d bytes",
+        spec.format,
+        writer.image_count,
+        len(writer.entries),
+        writer.bytes_written,
+    )
     return ExportResult(writer.entries, writer.warnings, writer.bytes_written, writer.image_count)

@@ -119,7 +119,9 @@ def register_target(name: str, defaults: TargetDefaults) -> None:
 
 
 for _name, _facts in TARGETS.items():
-    register_target(_name, TargetDefaults(_facts.resolution, _facts.min_reso, _facts.max_reso, _facts.bucket_step))
+    register_target(
+        _name, TargetDefaults(_facts.resolution, _facts.min_reso, _facts.max_reso, _facts.bucket_step)
+    )
 
 
 def targets() -> list[str]:

@@ -490,7 +490,9 @@ def build_bucket_stage(
     )
 
 
-def finish_bucketing(session: Session, dataset_id: str, stage: BucketStage, *, batch_size: int) -> dict[str, Any]:
+def finish_bucketing(
+    session: Session, dataset_id: str, stage: BucketStage, *, batch_size: int
+) -> dict[str, Any]:
     """Make these parameters the dataset's current ones; returns the bucket overview."""
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:

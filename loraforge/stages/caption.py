@@ -24,7 +24,6 @@ from loraforge.models.captioners import Captioner, CaptionOutcome, build_caption
 from loraforge.models.captioners.hf import TransformersCaptioner
 from loraforge.models.loading import resolve_model_path
 from loraforge.stages.base import Item, Resources, Result, error_result, one_line
-from loraforge.stages.options import CaptionOptions
 from loraforge.stages.caption_records import (
     MANUAL_VARIANT,
     WARNINGS_KEY,
@@ -40,6 +39,7 @@ from loraforge.stages.caption_records import (
     select_caption_work,
     set_caption,
 )
+from loraforge.stages.options import CaptionOptions
 from loraforge.storage import ObjectStore, StoreConfig, open_store
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loraforge.catalog.models import Caption, Dataset, Derivative, Export, Face, Image, utcnow
-from loraforge.catalog.queries import dataset_images
+from loraforge.catalog.queries import current_buckets, dataset_images
 from loraforge.errors import Conflict, InvalidInput, NotFound
 from loraforge.exporters import (
     DatasetInfo,
@@ -39,7 +39,6 @@ from loraforge.exporters import (
 from loraforge.exporters import export_dataset as write_dataset
 from loraforge.exporters.sinks import Sink
 from loraforge.stages.context import Context
-from loraforge.stages.report import BUCKET_KIND
 from loraforge.storage import ObjectStore
 from loraforge.storage.keys import export_key
 
@@ -110,8 +109,7 @@ def plan_export(session: Session, dataset: Dataset, request: ExportRequest, stor
     images = dataset_images(session, dataset.id, statuses=_export_statuses(session, dataset, request))
     ids = [image.id for image in images]
     captions = _active_captions(session, ids)
-    params_hash = (dataset.settings or {}).get("bucket_params_hash")
-    derivatives = _bucket_derivatives(session, ids, params_hash) if params_hash else {}
+    derivatives = current_buckets(session, dataset, ids)
     faces = _faces(session, ids)
     items, sources = [], []
     for image in images:
@@ -239,17 +237,6 @@ def _active_captions(session: Session, ids: list[str]) -> dict[str, Caption]:
         .order_by(Caption.created_at)
     )
     return {row.image_id: row for row in rows}  # the newest wins should two be active
-
-
-def _bucket_derivatives(session: Session, ids: list[str], params_hash: str) -> dict[str, Derivative]:
-    rows = session.scalars(
-        select(Derivative).where(
-            Derivative.image_id.in_(ids),
-            Derivative.kind == BUCKET_KIND,
-            Derivative.params_hash == params_hash,
-        )
-    )
-    return {row.image_id: row for row in rows}
 
 
 def _faces(session: Session, ids: list[str]) -> dict[str, list[list[float]]]:

@@ -179,7 +179,11 @@ def stage_inputs(ctx: Context, dataset_id: str, options: IngestOptions, *, batch
     """Copy every input into object storage (DESIGN: workers read objects, never the driver's disk)."""
     items: list[Item] = []
     if options.upload_batch:
-        items += stage_uploaded(ctx.store, ctx.source_limits, dataset_id=dataset_id, batch=options.upload_batch)
+        items += stage_uploaded(
+            ctx.store, ctx.source_limits, dataset_id=dataset_id, batch=options.upload_batch
+        )
     if options.sources:
-        items += stage_sources(options.sources, ctx.source_limits, ctx.store, dataset_id=dataset_id, batch=batch)
+        items += stage_sources(
+            options.sources, ctx.source_limits, ctx.store, dataset_id=dataset_id, batch=batch
+        )
     return items

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from loraforge.catalog.models import Caption, Dataset, Derivative, Face, ImageMetadata
-from loraforge.catalog.queries import dataset_images
+from loraforge.catalog.models import Caption, Dataset, Face, ImageMetadata
+from loraforge.catalog.queries import current_buckets, dataset_images
 
 BUCKET_KIND = "bucket"
 REPORT_METADATA_KEYS = ("issues", "scores", "crop_reason", "upscale")
@@ -22,7 +22,7 @@ def dataset_report(session: Session, dataset: Dataset) -> dict[str, Any]:
     filenames = {image.id: image.original_filename for image in images}
     metadata = _metadata(session, ids)
     captions = _active_captions(session, ids)
-    buckets = _latest_buckets(session, ids, dataset.settings.get("bucket_params_hash"))
+    buckets = current_buckets(session, dataset, ids)
     faces = _face_counts(session, ids)
     records = []
     for image in images:
@@ -83,18 +83,6 @@ def _active_captions(session: Session, ids: list[str]) -> dict[str, str]:
         select(Caption.image_id, Caption.text).where(Caption.image_id.in_(ids), Caption.is_active.is_(True))
     )
     return {key: value for key, value in rows}
-
-
-def _latest_buckets(session: Session, ids: list[str], params_hash: str | None) -> dict[str, Derivative]:
-    if not ids:
-        return {}
-    query = select(Derivative).where(Derivative.image_id.in_(ids), Derivative.kind == BUCKET_KIND)
-    if params_hash:
-        query = query.where(Derivative.params_hash == params_hash)
-    latest: dict[str, Derivative] = {}
-    for row in session.scalars(query.order_by(Derivative.created_at)):
-        latest[row.image_id] = row
-    return latest
 
 
 def _face_counts(session: Session, ids: list[str]) -> dict[str, int]:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from loraforge.catalog.models import (
     Base,
     Caption,
     Dataset,
-    Derivative,
-    Export,
     Face,
     Image,
     ImageMetadata,
@@ -26,8 +23,6 @@ from loraforge.catalog.queries import TARGET_MODELS
 from loraforge.errors import Conflict, InvalidInput, NotFound
 
 M = TypeVar("M", bound=Base)
-BUCKET_KIND = "bucket"
-MANUAL_VARIANT = "manual"
 
 
 def get_or_404(session: Session, model: type[M], row_id: str) -> M:
@@ -110,78 +105,9 @@ def image_faces(session: Session, image_id: str) -> list[Face]:
     return list(session.scalars(select(Face).where(Face.image_id == image_id).order_by(Face.score.desc())))
 
 
-def image_bucket(session: Session, image: Image, dataset: Dataset) -> Derivative | None:
-    """The bucket crop of the dataset's current bucket parameters, else the newest one."""
-    query = select(Derivative).where(Derivative.image_id == image.id, Derivative.kind == BUCKET_KIND)
-    params_hash = (dataset.settings or {}).get("bucket_params_hash")
-    if params_hash:
-        query = query.where(Derivative.params_hash == params_hash)
-    return session.scalars(query.order_by(Derivative.created_at.desc()).limit(1)).first()
-
-
-def review_image(session: Session, image: Image, *, status: str, reason: str | None) -> Image:
-    image.status = status
-    image.status_reason = reason or f"manual: {status}"
-    image.status_manual = True
-    if status == "kept":
-        image.duplicate_of = None
-    session.flush()
-    return image
-
-
-def edit_caption(session: Session, image: Image, *, text: str, variant: str | None) -> Caption:
-    """A manual edit: a new active caption row; earlier rows stay as inactive history."""
-    active = session.scalars(
-        select(Caption).where(Caption.image_id == image.id, Caption.is_active.is_(True)).limit(1)
-    ).first()
-    name = variant or (active.variant if active else MANUAL_VARIANT)
-    session.execute(
-        update(Caption)
-        .where(Caption.image_id == image.id, Caption.is_active.is_(True))
-        .values(is_active=False)
-    )
-    caption = Caption(
-        image_id=image.id, variant=name, text=text.strip(), source_model=None, is_active=True, edited=True
-    )
-    session.add(caption)
-    session.flush()
-    return caption
-
-
-def dataset_stats(session: Session, dataset: Dataset) -> dict[str, Any]:
-    counts = select(Image.status, func.count()).where(Image.dataset_id == dataset.id).group_by(Image.status)
-    by_status: dict[str, int] = {status: count for status, count in session.execute(counts)}
-    captioned = session.scalar(
-        select(func.count(func.distinct(Caption.image_id)))
-        .join(Image, Image.id == Caption.image_id)
-        .where(Image.dataset_id == dataset.id, Caption.is_active.is_(True))
-    )
-    buckets = select(Derivative.image_id, Derivative.width, Derivative.height).join(
-        Image, Image.id == Derivative.image_id
-    )
-    buckets = buckets.where(Image.dataset_id == dataset.id, Derivative.kind == BUCKET_KIND)
-    params_hash = (dataset.settings or {}).get("bucket_params_hash")
-    if params_hash:
-        buckets = buckets.where(Derivative.params_hash == params_hash)
-    latest: dict[str, str] = {}
-    for image_id, width, height in session.execute(buckets.order_by(Derivative.created_at)):
-        latest[image_id] = f"{width}x{height}"
-    return {
-        "total": sum(by_status.values()),
-        "by_status": by_status,
-        "by_bucket": dict(Counter(latest.values())),
-        "captioned": captioned or 0,
-    }
-
-
 def list_tasks(session: Session, dataset_id: str, *, limit: int = 50) -> list[Task]:
     query = select(Task).where(Task.dataset_id == dataset_id).order_by(Task.created_at.desc(), Task.id)
     return list(session.scalars(query.limit(limit)))
-
-
-def list_exports(session: Session, dataset_id: str) -> list[Export]:
-    query = select(Export).where(Export.dataset_id == dataset_id).order_by(Export.created_at.desc())
-    return list(session.scalars(query))
 
 
 def list_trainings(session: Session, dataset_id: str) -> list[Training]:

@@ -17,6 +17,7 @@ from loraforge.errors import (
     CatalogError,
     ConfigError,
     Conflict,
+    Forbidden,
     InvalidInput,
     LoraForgeError,
     NotFound,
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 ERROR_STATUS: tuple[tuple[type[LoraForgeError], int, str], ...] = (
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
+    (Forbidden, 403, "forbidden"),
     (InvalidInput, 422, "invalid_input"),
     (ConfigError, 503, "config_error"),
     (CatalogError, 503, "catalog_unavailable"),

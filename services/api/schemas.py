@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 TargetModel = Literal["sd15", "sdxl", "flux"]
 ImageStatus = Literal["pending", "kept", "rejected", "duplicate"]
-ReviewStatus = Literal["kept", "rejected"]
+ReviewStatus = Literal["kept", "rejected", "auto"]
 
 
 class Schema(BaseModel):
@@ -26,6 +26,13 @@ class ErrorBody(Schema):
 
 class ErrorPublic(Schema):
     error: ErrorBody
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorPublic, "description": "A server path outside the import roots, or not allowed."},
+    404: {"model": ErrorPublic, "description": "The dataset does not exist."},
+    409: {"model": ErrorPublic, "description": "Another run is active on this dataset."},
+}
 
 
 class HealthPublic(Schema):
@@ -184,6 +191,8 @@ class TaskPublic(Schema):
     params: dict[str, Any]
     result: dict[str, Any] | None
     orchestrator_run_id: str | None
+    parent_id: str | None = None
+    heartbeat_at: datetime | None = None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -200,10 +209,6 @@ class TaskAccepted(Schema):
     task_id: str
     kind: str
     status: str
-
-
-class RunRequest(Schema):
-    params: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments of the flow.")
 
 
 class ExportPublic(Schema):

@@ -31,6 +31,7 @@ import tempfile
 import time
 import uuid
 import weakref
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -66,6 +67,8 @@ class RayCluster:
       address: GCS address (host:port) for `ray.init(address=...)` or LORAFORGE_RAY_ADDRESS.
       root: the cluster's private folder (temp dirs of the nodes, the worker nodes' cwds).
       head_cwd / worker_cwds: working directories of the head's and the worker nodes' processes.
+      node_manager_ports: node name ("head", "worker0", ...) -> its raylet port, as `ray.nodes()` shows
+        it in "NodeManagerPort".
       driver_env: variables a driver in this process needs (RAY_AUTH_MODE) to join.
       startup_seconds: wall time of `start()`.
       hide_paths: folders the cluster's processes see as empty (a tmpfs in a private mount namespace,
@@ -103,6 +106,7 @@ class RayCluster:
         self.head_cwd = Path()
         self.worker_cwds: list[Path] = []
         self.startup_seconds = 0.0
+        self.node_manager_ports: dict[str, int] = {}
         self._pgids: set[int] = set()
         self._began_epoch = 0.0
         self._started = False
@@ -166,6 +170,7 @@ class RayCluster:
         _LIVE.add(self)
         try:
             gcs_port, *head_ports = _free_ports(9)
+            self.node_manager_ports["head"] = head_ports[2]
             self._ray_start(
                 "head",
                 self.head_cwd,
@@ -191,6 +196,7 @@ class RayCluster:
                 cwd.mkdir()
                 self.worker_cwds.append(cwd)
                 ports = _free_ports(6)
+                self.node_manager_ports[f"worker{index}"] = ports[0]
                 self._ray_start(
                     f"worker{index}",
                     cwd,
@@ -277,6 +283,23 @@ class RayCluster:
             ) from None
         if code != 0:
             raise RayClusterError(f"`ray start` ({name}) failed with exit code {code}:\n{_tail(log_path)}")
+
+    def task_names(self) -> dict[str, Counter[str]]:
+        """Node name ("head", "worker0", ...) -> how often each task name started in its worker logs.
+
+        Ray writes `:task_name:<function>` into a worker's log as a task begins; this tells which node
+        ran what without any hook in the code under test.
+        """
+        found: dict[str, Counter[str]] = {}
+        for node in self.node_manager_ports:
+            counts: Counter[str] = Counter()
+            for path in (self.root / node / "session_latest" / "logs").glob("worker-*.out"):
+                with contextlib.suppress(OSError):
+                    for line in path.read_text(errors="replace").splitlines():
+                        if line.startswith(":task_name:"):
+                            counts[line.removeprefix(":task_name:")] += 1
+            found[node] = counts
+        return found
 
     def processes(self) -> list[psutil.Process]:
         """Live processes of this cluster (never this process or its ancestors).

@@ -24,7 +24,10 @@ class HuggingFaceExporter:
         written = out.write_images(items, SPLIT_DIR, captions=False)
         lines = []
         for image in written:
-            row = {"file_name": image.name.removeprefix(f"{SPLIT_DIR}/"), "text": image.caption,
-                   "prompt": image.caption}
+            row = {
+                "file_name": image.name.removeprefix(f"{SPLIT_DIR}/"),
+                "text": image.caption,
+                "prompt": image.caption,
+            }
             lines.append(json.dumps(row, ensure_ascii=False, sort_keys=True))
         out.write_text(f"{SPLIT_DIR}/metadata.jsonl", "".join(f"{line}\n" for line in lines))

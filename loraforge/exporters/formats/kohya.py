@@ -62,16 +62,21 @@ class KohyaExporter:
 
     def _config(self, spec: ExportSpec, subsets: list[dict[str, Any]]) -> dict[str, Any]:
         return {
-            "general": {"caption_extension": ".txt", "shuffle_caption": spec.shuffle_caption,
-                        "keep_tokens": spec.effective_keep_tokens},
-            "datasets": [{
-                "resolution": spec.resolution,
-                "batch_size": spec.batch_size,
-                "enable_bucket": True,
-                "min_bucket_reso": spec.min_bucket_reso,
-                "max_bucket_reso": spec.max_bucket_reso,
-                "bucket_reso_steps": spec.bucket_step,
-                "bucket_no_upscale": spec.bucket_no_upscale,
-                "subsets": subsets,
-            }],
+            "general": {
+                "caption_extension": ".txt",
+                "shuffle_caption": spec.shuffle_caption,
+                "keep_tokens": spec.effective_keep_tokens,
+            },
+            "datasets": [
+                {
+                    "resolution": spec.resolution,
+                    "batch_size": spec.batch_size,
+                    "enable_bucket": True,
+                    "min_bucket_reso": spec.min_bucket_reso,
+                    "max_bucket_reso": spec.max_bucket_reso,
+                    "bucket_reso_steps": spec.bucket_step,
+                    "bucket_no_upscale": spec.bucket_no_upscale,
+                    "subsets": subsets,
+                }
+            ],
         }

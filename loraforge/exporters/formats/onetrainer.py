@@ -37,8 +37,9 @@ class OneTrainerExporter:
             concepts.append(self._concept(spec, reg_name, REG_DIR, float(spec.reg_repeats), is_reg=True))
         out.write_text(CONFIG_NAME, json.dumps(concepts, indent=2, ensure_ascii=False) + "\n")
 
-    def _concept(self, spec: ExportSpec, name: str, folder: str, balancing: float, *,
-                 is_reg: bool = False) -> dict[str, Any]:
+    def _concept(
+        self, spec: ExportSpec, name: str, folder: str, balancing: float, *, is_reg: bool = False
+    ) -> dict[str, Any]:
         return {
             "name": name,
             "path": spec.path_in_dataset(folder),

@@ -27,5 +27,7 @@ class ReplicateExporter:
             out.warn("replicate: the trainer has no repeats setting; repeats ignored")
         out.write_images(items, "")
         if out.bytes_written > UPLOAD_LIMIT_BYTES:
-            out.warn(f"replicate: {out.bytes_written / 2**20:.0f} MiB is over the ~100 MiB client upload "
-                     "limit; upload the zip to storage and pass its URL as input_images")
+            out.warn(
+                f"replicate: {out.bytes_written / 2**20:.0f} MiB is over the ~100 MiB client upload "
+                "limit; upload the zip to storage and pass its URL as input_images"
+            )

@@ -32,13 +32,15 @@ class SimpleTunerExporter:
             reg = self._image_backend(spec, f"{spec.name}-reg", REG_DIR, spec.reg_repeats)
             reg["is_regularisation_data"] = True
             backends.append(reg)
-        backends.append({
-            "id": "text-embeds",
-            "dataset_type": "text_embeds",
-            "default": True,
-            "type": "local",
-            "cache_dir": spec.path_in_dataset(f"cache/text/{spec.target_model}"),
-        })
+        backends.append(
+            {
+                "id": "text-embeds",
+                "dataset_type": "text_embeds",
+                "default": True,
+                "type": "local",
+                "cache_dir": spec.path_in_dataset(f"cache/text/{spec.target_model}"),
+            }
+        )
         out.write_text(CONFIG_NAME, json.dumps(backends, indent=2, ensure_ascii=False) + "\n")
 
     def _image_backend(self, spec: ExportSpec, backend_id: str, folder: str, repeats: int) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from loraforge.catalog.models import Image
+from loraforge.stages import operations
 from services.api import crud
 from services.api.deps import SessionDep
 from services.api.schemas import CaptionPublic, CaptionsPublic, CaptionUpdate
@@ -22,7 +23,6 @@ def read_captions(session: SessionDep, image_id: str) -> CaptionsPublic:
 @router.put("/active", response_model=CaptionPublic)
 def update_active_caption(session: SessionDep, image_id: str, body: CaptionUpdate) -> CaptionPublic:
     """Record the user's text as a new active caption; the previous ones stay as inactive history."""
-    image = crud.get_or_404(session, Image, image_id)
     return CaptionPublic.model_validate(
-        crud.edit_caption(session, image, text=body.text, variant=body.variant)
+        operations.edit_caption(session, image_id, body.text, variant=body.variant)
     )

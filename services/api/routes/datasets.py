@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, BackgroundTasks, status
 
 from loraforge.catalog.models import Dataset
+from loraforge.stages import operations
 from services.api import crud
-from services.api.deps import SessionDep
-from services.api.schemas import DatasetCreate, DatasetPublic, DatasetsPublic, DatasetStats, DatasetUpdate
+from services.api.deps import SessionDep, StoreDep
+from services.api.schemas import (
+    ERROR_RESPONSES,
+    DatasetCreate,
+    DatasetPublic,
+    DatasetsPublic,
+    DatasetStats,
+    DatasetUpdate,
+)
 
 router = APIRouter(tags=["datasets"])
 
@@ -40,13 +48,16 @@ def update_dataset(session: SessionDep, dataset_id: str, body: DatasetUpdate) ->
     return DatasetPublic.model_validate(dataset)
 
 
-@router.delete("/datasets/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_dataset(session: SessionDep, dataset_id: str) -> None:
-    """Rows go at once (the database cascades); unreferenced objects are left to maintenance."""
-    session.delete(crud.get_or_404(session, Dataset, dataset_id))
+@router.delete("/datasets/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERROR_RESPONSES)
+def delete_dataset(
+    session: SessionDep, store: StoreDep, background: BackgroundTasks, dataset_id: str
+) -> None:
+    """Rows go at once (409 while a run is active); its derived objects and exports once that is committed."""
+    keys = operations.delete_dataset(session, dataset_id, store)
+    background.add_task(operations.remove_objects, store, keys)
 
 
 @router.get("/datasets/{dataset_id}/stats", response_model=DatasetStats)
 def read_dataset_stats(session: SessionDep, dataset_id: str) -> DatasetStats:
     dataset = crud.get_or_404(session, Dataset, dataset_id)
-    return DatasetStats.model_validate(crud.dataset_stats(session, dataset))
+    return DatasetStats.model_validate(operations.dataset_stats(session, dataset))

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from loraforge.catalog.models import Dataset, Export
 from loraforge.errors import NotFound
+from loraforge.stages import operations
 from services.api import crud
 from services.api.deps import SessionDep, StoreDep
 from services.api.routes.images import object_response
@@ -20,7 +21,7 @@ router = APIRouter(tags=["exports"])
 @router.get("/datasets/{dataset_id}/exports", response_model=ExportsPublic)
 def read_exports(session: SessionDep, dataset_id: str) -> ExportsPublic:
     crud.get_or_404(session, Dataset, dataset_id)
-    rows = crud.list_exports(session, dataset_id)
+    rows = operations.list_exports(session, dataset_id)  # completed versions, oldest first, as the CLI
     return ExportsPublic(data=[ExportPublic.model_validate(row) for row in rows], count=len(rows))
 
 

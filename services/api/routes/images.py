@@ -10,9 +10,14 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from loraforge.catalog.models import Dataset, Image
 from loraforge.errors import NotFound
+from loraforge.stages import operations
+from loraforge.stages.datasets import get_dataset
+from loraforge.stages.options import IngestOptions
+from loraforge.storage.keys import upload_prefix
 from services.api import crud, pipeline
 from services.api.deps import ContextDep, SessionDep, StoreDep
 from services.api.schemas import (
+    ERROR_RESPONSES,
     BucketPublic,
     CaptionPublic,
     FacePublic,
@@ -23,7 +28,7 @@ from services.api.schemas import (
     ImageStatus,
     TaskAccepted,
 )
-from services.api.uploads import save_uploads
+from services.api.uploads import store_uploads
 
 router = APIRouter(tags=["images"])
 CHUNK_BYTES = 256 * 1024
@@ -44,23 +49,34 @@ def read_images(
 
 
 @router.post(
-    "/datasets/{dataset_id}/images", response_model=TaskAccepted, status_code=status.HTTP_202_ACCEPTED
+    "/datasets/{dataset_id}/images",
+    response_model=TaskAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=ERROR_RESPONSES,
 )
 def upload_images(
-    session: SessionDep, ctx: ContextDep, dataset_id: str, files: Annotated[list[UploadFile], File()]
+    session: SessionDep,
+    ctx: ContextDep,
+    store: StoreDep,
+    dataset_id: str,
+    files: Annotated[list[UploadFile], File()],
 ) -> TaskAccepted:
-    """Store the uploaded pictures through the ingest flow; poll the returned task."""
-    dataset = crud.get_or_404(session, Dataset, dataset_id)
-    folder, saved = save_uploads(files, max_file_bytes=ctx.settings.max_file_bytes)
-    task_id = pipeline.launch(
-        ctx,
-        stage=pipeline.StageName.ingest,
-        dataset_id=dataset.id,
-        dataset=dataset.name,
-        workspace=dataset.workspace.name,
-        params={"sources": [str(path) for path in saved]},
-        cleanup=folder,
+    """Stream the pictures (or zips, or URL lists) into object storage, then ingest them; poll the task."""
+    get_dataset(session, dataset_id)
+    batch, _names = store_uploads(
+        files, store, dataset_id=dataset_id, max_file_bytes=ctx.settings.max_file_bytes
     )
+    try:
+        task_id = pipeline.launch(
+            ctx,
+            stage=pipeline.StageName("ingest"),
+            dataset_id=dataset_id,
+            options=IngestOptions(upload_batch=batch),
+        )
+    except BaseException:
+        for info in list(store.list(upload_prefix(dataset_id, batch))):
+            store.delete(info.key)
+        raise
     return TaskAccepted(task_id=task_id, kind="ingest", status="PENDING")
 
 
@@ -68,7 +84,7 @@ def upload_images(
 def read_image(session: SessionDep, image_id: str) -> ImageDetail:
     image = crud.get_or_404(session, Image, image_id)
     dataset = crud.get_or_404(session, Dataset, image.dataset_id)
-    bucket = crud.image_bucket(session, image, dataset)
+    bucket = operations.current_buckets(session, dataset, [image.id]).get(image.id)
     return ImageDetail(
         **ImagePublic.model_validate(image).model_dump(),
         thumbnail_key=image.thumbnail_key,
@@ -82,9 +98,8 @@ def read_image(session: SessionDep, image_id: str) -> ImageDetail:
 @router.patch("/images/{image_id}", response_model=ImagePublic)
 def review_image(session: SessionDep, image_id: str, body: ImageReview) -> ImagePublic:
     image = crud.get_or_404(session, Image, image_id)
-    return ImagePublic.model_validate(
-        crud.review_image(session, image, status=body.status, reason=body.reason)
-    )
+    operations.review(session, image.dataset_id, [image.id], status=body.status, reason=body.reason)
+    return ImagePublic.model_validate(image)
 
 
 @router.get("/images/{image_id}/thumbnail", response_class=Response)
