@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from loraforge.errors import ConfigError
 
@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     allow_private_urls: bool = Field(
         default=False, description="Allow URL ingest from loopback and private networks."
     )
-    import_roots: list[Path] = Field(
+    import_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
         description="Server folders the API may import from (comma-separated); none by default.",
     )

@@ -10,7 +10,7 @@ import httpx
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 API_PREFIX = "/api/v1"
-FINISHED = ("COMPLETED", "FAILED", "CANCELLED")
+FINISHED = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
 
 
 class ApiError(Exception):
@@ -124,8 +124,19 @@ class ApiClient:
         parts = [("files", (name, data, content_type)) for name, data, content_type in files]
         return self._json("POST", f"/datasets/{dataset_id}/images", files=parts)
 
-    def start_run(self, dataset_id: str, stage: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self._json("POST", f"/datasets/{dataset_id}/runs/{stage}", json={"params": params or {}})
+    def start_run(self, dataset_id: str, stage: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Start a stage; `options` are the fields of the stage's options model (see run_form)."""
+        return self._json("POST", f"/datasets/{dataset_id}/runs/{stage}", json=options or {})
+
+    def cancel(self, task_id: str) -> dict[str, Any]:
+        return self._json("POST", f"/tasks/{task_id}/cancel")
+
+    def run_form(self, stage: str) -> dict[str, Any]:
+        """The JSON schema of a stage's options, read from the API's OpenAPI document: the form's fields."""
+        spec = self._json("GET", "/openapi.json")
+        body = spec["paths"][f"/api/v1/datasets/{{dataset_id}}/runs/{stage}"]["post"]["requestBody"]
+        name = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        return dict(spec["components"]["schemas"][name])
 
     def tasks(self, dataset_id: str, limit: int = 20) -> list[dict[str, Any]]:
         return self._json("GET", f"/datasets/{dataset_id}/tasks", params={"limit": limit})["data"]

@@ -52,7 +52,7 @@ def test_run_is_submitted_to_the_served_deployment(
     with ctx.catalog.session() as session:
         dataset = make_dataset(session, make_workspace(session))
     accepted = client.post(
-        f"{API}/datasets/{dataset.id}/runs/ingest", json={"params": {"sources": ["/data/in"]}}
+        f"{API}/datasets/{dataset.id}/runs/ingest", json={"sources": ["https://example.com/in.jpg"]}
     )
     assert accepted.status_code == 202
     task = client.get(f"{API}/tasks/{accepted.json()['task_id']}").json()
@@ -60,21 +60,17 @@ def test_run_is_submitted_to_the_served_deployment(
     with get_client(sync_client=True) as prefect:
         run = prefect.read_flow_run(task["orchestrator_run_id"])
     assert run.deployment_id == ingest_deployment
-    assert run.parameters == {
-        "sources": ["/data/in"],
-        "dataset": "alice",
-        "workspace": "studio",
-        "task_id": task["id"],
-    }
+    assert run.parameters["dataset_id"] == dataset.id and run.parameters["task_id"] == task["id"]
+    assert run.parameters["options"]["sources"] == ["https://example.com/in.jpg"]
 
 
 def test_without_a_deployment_the_run_falls_back_to_a_thread(
-    client: TestClient, ctx: Context, prefect_server: str, tmp_path: Path
+    client: TestClient, ctx: Context, prefect_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("LORAFORGE_IMPORT_ROOTS", str(tmp_path))
+    get_settings.cache_clear()
     with ctx.catalog.session() as session:
         dataset = make_dataset(session, make_workspace(session))
-    accepted = client.post(
-        f"{API}/datasets/{dataset.id}/runs/ingest", json={"params": {"sources": [str(tmp_path)]}}
-    )
+    accepted = client.post(f"{API}/datasets/{dataset.id}/runs/ingest", json={"sources": [str(tmp_path)]})
     task = wait_for_task(client, accepted.json()["task_id"])
     assert task["status"] == "COMPLETED" and task["orchestrator_run_id"]  # the in-process flow run's id

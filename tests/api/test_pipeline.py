@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from loraforge.catalog.models import Task
-from loraforge.errors import InvalidInput, NotFound
+from loraforge.errors import NotFound
 from loraforge.stages.context import Context
 from services.api import pipeline
 from tests.api.factories import make_dataset, make_workspace
@@ -23,33 +23,19 @@ class FakeFlow:
         return self.fn(**kwargs)  # type: ignore[operator]
 
 
-def needs_sources(
-    sources: list[str], dataset: str, workspace: str = "default", task_id: str | None = None
-) -> None:
+def needs_sources(dataset_id: str, task_id: str | None = None) -> None:
     raise RuntimeError("the cluster is on fire")
 
 
-def test_flow_arguments_fill_dataset_workspace_and_task() -> None:
-    flow = FakeFlow(needs_sources)
-    arguments = pipeline.flow_arguments(
-        flow, dataset="alice", workspace="studio", task_id="t1", params={"sources": ["a"]}
-    )
-    assert arguments == {"sources": ["a"], "dataset": "alice", "workspace": "studio", "task_id": "t1"}
-    with pytest.raises(InvalidInput, match="needs parameter"):
-        pipeline.flow_arguments(flow, dataset="alice", workspace="w", task_id="t", params={})
-    with pytest.raises(InvalidInput, match="unknown parameter"):
-        pipeline.flow_arguments(
-            flow, dataset="alice", workspace="w", task_id="t", params={"sources": [], "x": 1}
-        )
-
-
 def test_a_flow_that_dies_before_taking_its_task_marks_it_failed(ctx: Context) -> None:
+    from loraforge import tasks
+
     with ctx.catalog.session() as session:
         dataset_id = make_dataset(session, make_workspace(session)).id
-    task_id = pipeline.create_pending_task(ctx, kind="ingest", dataset_id=dataset_id, params={})
+        task_id = tasks.create_task(session, kind="ingest", dataset_id=dataset_id).id
     with ctx.catalog.session() as session:
         assert session.get(Task, task_id).status == "PENDING"  # type: ignore[union-attr]
-    pipeline._run_flow(ctx, FakeFlow(needs_sources), {"sources": [], "dataset": "alice"}, task_id, None)
+    pipeline._run_flow(ctx, FakeFlow(needs_sources), {"dataset_id": dataset_id, "task_id": task_id})
     with ctx.catalog.session() as session:
         task = session.get(Task, task_id)
         assert task is not None and task.status == "FAILED"

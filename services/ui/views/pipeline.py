@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import streamlit as st
@@ -10,8 +9,8 @@ import streamlit as st
 from services.ui.client import FINISHED, ApiError
 from services.ui.state import api
 
-STAGES = ["curate", "caption", "bucket", "export", "build"]
-EXPORT_FORMATS = ["kohya", "ai-toolkit", "onetrainer", "simpletuner", "hf", "replicate"]
+STAGES = ["build", "curate", "caption", "bucket", "export", "ingest"]
+STAGE_LABELS = {"build": "whole pipeline", "ingest": "ingest (URLs or server import folders)"}
 WATCH_KEY = "watch_task"
 
 
@@ -34,19 +33,95 @@ def show_upload(dataset: dict[str, Any]) -> None:
 
 def show_runs(dataset: dict[str, Any]) -> None:
     st.subheader("Run a stage")
-    stage_column, params_column = st.columns([1, 2])
-    stage = stage_column.selectbox("Stage", STAGES, key="stage")
-    params: dict[str, Any] = {}
-    if stage == "export":
-        params["format"] = stage_column.selectbox("Format", EXPORT_FORMATS, key="export_format")
-    extra = params_column.text_area("Extra parameters (JSON)", value="{}", key="run_params", height=100)
-    if st.button("Start", key="start_run", type="primary"):
+    stage = st.selectbox("Stage", STAGES, key="stage", format_func=lambda key: STAGE_LABELS.get(key, key))
+    try:
+        schema = _run_form(stage)
+    except ApiError as exc:
+        st.error(exc.message)
+        return
+    with st.form(key=f"run_form_{stage}"):
+        options = option_widgets(schema, key=f"{dataset['id']}_{stage}")
+        started = st.form_submit_button("Start", type="primary")
+    if started:
+        _start(lambda: api().start_run(dataset["id"], stage, options))
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _run_form(stage: str) -> dict[str, Any]:
+    return api().run_form(stage)
+
+
+def option_widgets(schema: dict[str, Any], *, key: str) -> dict[str, Any]:
+    """One widget per field of a stage's options model (its JSON schema, from the API's OpenAPI document).
+
+    Only fields the user set are sent, so the model's own defaults apply to the rest.
+    """
+    chosen: dict[str, Any] = {}
+    columns = st.columns(2)
+    for index, (name, field) in enumerate(schema.get("properties", {}).items()):
+        if name == "upload_batch":
+            continue  # set by the upload button, not typed by a user
+        label = name.replace("_", " ")
+        help_text = field.get("description")
+        kinds = _kinds(field)
+        default = field.get("default")
+        widget_key = f"{key}_{name}"
+        column = columns[index % 2]
+        if "enum" in kinds:
+            values = kinds["enum"]
+            choices = values if default in values else ["(default)", *values]
+            picked = column.selectbox(
+                label,
+                choices,
+                index=choices.index(default) if default in choices else 0,
+                help=help_text,
+                key=widget_key,
+            )
+            if picked != "(default)" and picked != default:
+                chosen[name] = picked
+        elif "boolean" in kinds:
+            if column.checkbox(label, value=bool(default), help=help_text, key=widget_key) != bool(default):
+                chosen[name] = not bool(default)
+        elif "array" in kinds:
+            text = column.text_area(
+                label, help=(help_text or "") + " One per line.", key=widget_key, height=80
+            )
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
+            if lines:
+                chosen[name] = lines
+        elif "object" in kinds:
+            text = column.text_area(
+                label, help=(help_text or "") + " One KEY=VALUE per line.", key=widget_key
+            )
+            pairs = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+            if pairs:
+                chosen[name] = {k.strip(): _number_or_text(v.strip()) for k, v in pairs.items()}
+        else:
+            hint = "" if default is None else f" (default {default})"
+            text = column.text_input(label + hint, help=help_text, key=widget_key).strip()
+            if text:
+                chosen[name] = _number_or_text(text) if kinds.keys() & {"integer", "number"} else text
+    return chosen
+
+
+def _kinds(field: dict[str, Any]) -> dict[str, Any]:
+    """The JSON types a field accepts (anyOf flattened), with its enum values under "enum"."""
+    kinds: dict[str, Any] = {}
+    for option in field.get("anyOf", [field]):
+        if "enum" in option:
+            kinds["enum"] = option["enum"]
+        elif "type" in option and option["type"] != "null":
+            kinds[option["type"]] = option
+    return kinds
+
+
+def _number_or_text(text: str) -> Any:
+    for convert in (int, float):
         try:
-            params |= json.loads(extra or "{}")
-        except json.JSONDecodeError as exc:
-            st.error(f"Parameters are not valid JSON: {exc}")
-            return
-        _start(lambda: api().start_run(dataset["id"], stage, params))
+            return convert(text)
+        except ValueError:
+            continue
+    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def _start(call: Any) -> None:
@@ -71,8 +146,13 @@ def show_progress() -> None:
         task = api().task(task_id)
         st.markdown(f"**{task['kind']}** · {task['status']}")
         st.progress(min(max(task["progress"], 0.0), 1.0), text=f"{task['done']} / {task['total'] or '?'}")
-        if task["status"] == "FAILED":
-            st.error(task["error"] or "failed")
+        if task["status"] in ("FAILED", "CRASHED", "CANCELLED"):
+            st.error(f"{task['status'].lower()}: {task['error'] or 'no reason recorded'}")
+        elif st.button("Cancel", key=f"cancel_{task_id}"):
+            try:
+                api().cancel(task_id)
+            except ApiError as exc:
+                st.error(exc.message)
         elif task["status"] == "COMPLETED":
             st.success("Done")
             if task["result"]:

@@ -24,10 +24,17 @@ def image_bytes(fmt: str, size: tuple[int, int], colour: tuple[int, int, int] = 
     return out.getvalue()
 
 
-def make_item(index: int, fmt: str = "jpeg", *, size: tuple[int, int] = (1024, 1024),
-              caption: str | None = "",
-              bucket: tuple[int, int] | None = None, status: str = "kept", faces: list[Any] | None = None,
-              filename: str | None = None) -> ExportItem:
+def make_item(
+    index: int,
+    fmt: str = "jpeg",
+    *,
+    size: tuple[int, int] = (1024, 1024),
+    caption: str | None = "",
+    bucket: tuple[int, int] | None = None,
+    status: str = "kept",
+    faces: list[Any] | None = None,
+    filename: str | None = None,
+) -> ExportItem:
     data = image_bytes(fmt, size, colour=(index * 37 % 256, 90, 30))
     sha = hashlib.sha256(data).hexdigest()
     if caption == "":
@@ -58,7 +65,11 @@ def six_items() -> list[ExportItem]:
 
 
 def make_spec(fmt: str, **overrides: Any) -> ExportSpec:
-    values: dict[str, Any] = {"format": fmt, "trigger_word": "ohwx", "class_word": "person",
-                              "target_model": "sdxl"}
+    values: dict[str, Any] = {
+        "format": fmt,
+        "trigger_word": "ohwx",
+        "class_word": "person",
+        "target_model": "sdxl",
+    }
     values.update(overrides)
     return ExportSpec(**values)

@@ -134,8 +134,11 @@ def test_replicate_directory_is_flat(tmp_path: Path) -> None:
 
 
 def test_captions_get_trigger_and_one_line(tmp_path: Path) -> None:
-    items = [make_item(0, caption="a [trigger] on a\nbeach"), make_item(1, caption="a man on a beach"),
-             make_item(2, caption=None)]
+    items = [
+        make_item(0, caption="a [trigger] on a\nbeach"),
+        make_item(1, caption="a man on a beach"),
+        make_item(2, caption=None),
+    ]
     root = tmp_path / "out"
     export_dataset(items, make_spec("replicate"), sink=DirectorySink(root))
     texts = [(root / f"{item.stem}.txt").read_text(encoding="utf-8") for item in items]

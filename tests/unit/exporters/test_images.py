@@ -38,8 +38,9 @@ def test_rgba_webp_to_jpeg_flattens_on_white() -> None:
 def test_sniffing_trusts_bytes_over_declared_format() -> None:
     assert sniff_format(image_bytes("png", (4, 4)), "jpeg") == "png"
     assert sniff_format(b"GIF89a...", "gif") == "gif"
-    prepared = prepare_image(image_bytes("jpeg", (8, 8)), declared_format="webp", convert_to="png",
-                             jpeg_quality=95)
+    prepared = prepare_image(
+        image_bytes("jpeg", (8, 8)), declared_format="webp", convert_to="png", jpeg_quality=95
+    )
     assert prepared.ext == "jpg"
 
 

@@ -57,8 +57,12 @@ def test_diff_lists_added_removed_changed_files_and_settings(tmp_path: Path) -> 
     items = six_items()
     recaptioned = dataclasses.replace(items[1], caption="ohwx person laughing")
     a = manifest_of(tmp_path, "a", items[:5], make_spec("replicate"))
-    b = manifest_of(tmp_path, "b", [items[0], recaptioned, *items[2:4], make_item(40)],
-                    make_spec("replicate", resolution=768))
+    b = manifest_of(
+        tmp_path,
+        "b",
+        [items[0], recaptioned, *items[2:4], make_item(40)],
+        make_spec("replicate", resolution=768),
+    )
     diff = diff_manifests(a, b)
     assert not diff.identical
     assert diff.added == sorted([f"{make_item(40).stem}.jpg", f"{make_item(40).stem}.txt"])

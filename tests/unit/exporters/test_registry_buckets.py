@@ -28,7 +28,12 @@ def test_spec_fills_model_defaults_and_refuses_bad_words() -> None:
     defaults = (sd15.resolution, sd15.bucket_step, sd15.max_bucket_reso, sd15.max_caption_tokens)
     assert defaults == (512, 64, 1024, 77)
     assert ExportSpec(format="kohya", target_model="flux").max_caption_tokens == 512
-    for bad in ({"trigger_word": "a/b"}, {"class_word": " "}, {"target_model": "sd3"}, {"repeats": 0},
-                {"name": "../x"}):
+    for bad in (
+        {"trigger_word": "a/b"},
+        {"class_word": " "},
+        {"target_model": "sd3"},
+        {"repeats": 0},
+        {"name": "../x"},
+    ):
         with pytest.raises(InvalidInput):
             ExportSpec(format="kohya", **bad)  # type: ignore[arg-type]

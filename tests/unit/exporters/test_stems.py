@@ -15,10 +15,22 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-@pytest.mark.parametrize("filename", [
-    "IMG_0001.JPG", "Ünïcödé fötö.jpeg", "../../etc/passwd", "C:\\Users\\me\\pic one.png", "日本語.webp",
-    "a" * 300 + ".jpg", "   .png", ".hidden", "x-masklabel.png", "con.jpg", "photo.tar.gz",
-])
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "IMG_0001.JPG",
+        "Ünïcödé fötö.jpeg",
+        "../../etc/passwd",
+        "C:\\Users\\me\\pic one.png",
+        "日本語.webp",
+        "a" * 300 + ".jpg",
+        "   .png",
+        ".hidden",
+        "x-masklabel.png",
+        "con.jpg",
+        "photo.tar.gz",
+    ],
+)
 def test_stems_are_safe(filename: str) -> None:
     stem = safe_stem(filename, sha(filename))
     assert re.fullmatch(r"[a-z0-9_-]+", stem), stem

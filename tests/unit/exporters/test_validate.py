@@ -23,15 +23,19 @@ def test_clean_dataset_has_no_problems() -> None:
 
 
 def test_missing_caption_is_an_error() -> None:
-    report = validate([*clean_items(), make_item(9, caption=None), make_item(10, caption="  ")],
-                      make_spec("kohya"))
+    report = validate(
+        [*clean_items(), make_item(9, caption=None), make_item(10, caption="  ")], make_spec("kohya")
+    )
     assert {p.image_id for p in report.by_check("missing_caption")} == {"img-9", "img-10"}
     assert not report.ok
 
 
 def test_missing_trigger_warns_when_prepended_and_errs_otherwise() -> None:
-    items = [*clean_items(), make_item(9, caption="a man on a beach"),
-             make_item(10, caption="[trigger] smiling")]
+    items = [
+        *clean_items(),
+        make_item(9, caption="a man on a beach"),
+        make_item(10, caption="[trigger] smiling"),
+    ]
     (warned,) = validate(items, make_spec("kohya")).by_check("missing_trigger")
     assert warned.image_id == "img-9" and warned.severity == "warning"
     (erred,) = validate(items, make_spec("kohya", ensure_trigger=False)).by_check("missing_trigger")
@@ -60,12 +64,19 @@ def test_small_bucket_uses_nearest_bucket_when_unassigned() -> None:
 
 
 def test_images_smaller_than_target_are_flagged_as_upscaled() -> None:
-    items = [*clean_items(), make_item(9, size=(512, 512)),
-             make_item(10, size=(800, 1200), bucket=(832, 1216))]
+    items = [
+        *clean_items(),
+        make_item(9, size=(512, 512)),
+        make_item(10, size=(800, 1200), bucket=(832, 1216)),
+    ]
     flagged = {p.image_id for p in validate(items, make_spec("kohya")).by_check("upscaled")}
     assert flagged == {"img-9", "img-10"}
-    assert validate([make_item(9, size=(512, 512))], make_spec("kohya", target_model="sd15")).by_check(
-        "upscaled") == []
+    assert (
+        validate([make_item(9, size=(512, 512))], make_spec("kohya", target_model="sd15")).by_check(
+            "upscaled"
+        )
+        == []
+    )
 
 
 def test_rejected_duplicate_and_colliding_items_are_errors() -> None:

@@ -13,7 +13,10 @@ from loraforge.models.captioners.template import TAGS_INFO_KEY
 
 def test_template_fills_fields() -> None:
     captioner = build_captioner(
-        "template", template="photo of {trigger} {class_word}, {tags}", trigger="ohwx", class_word="dog",
+        "template",
+        template="photo of {trigger} {class_word}, {tags}",
+        trigger="ohwx",
+        class_word="dog",
         tags=["grass", " ", "sunny"],
     )
     assert captioner.caption_batch([Image.new("RGB", (8, 8))] * 2) == ["photo of ohwx dog, grass, sunny"] * 2

@@ -170,8 +170,7 @@ def test_unreadable_picture_becomes_an_error_row_and_writes_nothing(store_config
 def test_parameters_hash_covers_what_changes_the_output(store_config: StoreConfig) -> None:
     base = make_stage(store_config)
     assert (
-        make_stage(store_config, BucketConfig(target="sdxl", resolution=1024)).params_hash
-        == base.params_hash
+        make_stage(store_config, BucketConfig(target="sdxl", resolution=1024)).params_hash == base.params_hash
     )
     for other in (
         make_stage(store_config, BucketConfig(target="sdxl", resolution=768)),

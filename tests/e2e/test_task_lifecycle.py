@@ -1,0 +1,79 @@
+"""A run killed with SIGKILL is marked CRASHED (its heartbeat stops), with the reason, and frees its dataset."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from loraforge import tasks
+from loraforge.catalog.models import Task
+from loraforge.stages.context import open_context
+from tests.support.images import jpeg_bytes
+
+
+def test_a_killed_run_is_marked_crashed_and_frees_the_dataset(
+    embedded_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index in range(120):
+        (folder / f"p{index:03d}.jpg").write_bytes(jpeg_bytes(160, 120, seed=index))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("LORAFORGE_")},
+        "LORAFORGE_HOME": str(embedded_env),
+        "LORAFORGE_EXECUTOR": "inline",
+        "LORAFORGE_TASK_HEARTBEAT_S": "0.5",
+        "LORAFORGE_TASK_STALE_AFTER_S": "3",
+    }
+    exe = str(Path(sys.executable).parent / "loraforge")
+    process = subprocess.Popen(
+        [exe, "ingest", str(folder), "--dataset", "alice", "--shard-size", "5", "--json"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    monkeypatch.setenv("LORAFORGE_TASK_STALE_AFTER_S", "3")
+    from loraforge.config import get_settings
+
+    get_settings.cache_clear()
+    ctx = open_context()
+    try:
+        task_id = _wait_for_running(ctx, deadline_s=120)
+        os.killpg(
+            process.pid, signal.SIGKILL
+        )  # the CLI and everything it started, with no chance to clean up
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    with ctx.catalog.session() as session:
+        assert tasks.get_task(session, task_id).status == "RUNNING"  # nobody said otherwise yet
+    time.sleep(4)
+    with ctx.catalog.session() as session:
+        assert tasks.reap_stale(session, stale_after_s=3) == [task_id]
+    with ctx.catalog.session() as session:
+        task = tasks.get_task(session, task_id)
+        assert task.status == "CRASHED" and "heartbeat" in (task.error or "")
+        assert task.finished_at is not None
+        # The dataset is free again: a new run is accepted.
+        again = tasks.create_task(session, kind="curate", dataset_id=task.dataset_id)
+        assert again.status == "PENDING"
+
+
+def _wait_for_running(ctx, *, deadline_s: float) -> str:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        with ctx.catalog.session() as session:
+            row = session.scalars(select(Task).where(Task.kind == "ingest", Task.status == "RUNNING")).first()
+            if row is not None and row.done > 0:
+                return row.id
+        time.sleep(0.1)
+    raise AssertionError("the ingest run never started")
