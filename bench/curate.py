@@ -240,9 +240,7 @@ def scale(n: int) -> None:
     planted = sum(len(g.members) for g in groups)
     print(f"\nGrouping {n:,} random hashes with {n // 100:,} planted near duplicates ({planted:,} grouped)")
     print(f"  LoRA Forge, pHash + mirrored, d=10                 {fast:8.1f} s")
-    print(
-        f"  LoRA Forge, defaults (d=12, crop views), {len(part):,} hashes {defaults:8.1f} s (measured)"
-    )
+    print(f"  LoRA Forge, defaults (d=12, crop views), {len(part):,} hashes {defaults:8.1f} s (measured)")
     print(f"  numpy all-pairs popcount + mirrored (from {small:,})  {numpy_s:8.1f} s (extrapolated)")
     print(f"  imagededup find_duplicates (from {tiny:,})          {dedup_s:8.1f} s (extrapolated, no mirror)")
 

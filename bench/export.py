@@ -32,8 +32,14 @@ import time
 import zipfile
 from pathlib import Path
 
-CONTENDERS = ["zipfile-stored", "zipfile-deflate", "loraforge-replicate", "loraforge-kohya",
-              "loraforge-replicate-rehash", "stage-replicate"]
+CONTENDERS = [
+    "zipfile-stored",
+    "zipfile-deflate",
+    "loraforge-replicate",
+    "loraforge-kohya",
+    "loraforge-replicate-rehash",
+    "stage-replicate",
+]
 
 
 def generate(folder: Path, count: int) -> int:
@@ -82,15 +88,22 @@ def run_one(contender: str, source: Path, target: Path) -> dict[str, float]:
             # The catalog holds every original's sha256 from ingest; only the hashing contender ignores it.
             sha = hashlib.sha256(path.read_bytes()).hexdigest()
             return ExportItem(
-                image_id=path.stem, stem=f"{path.stem}_{sha[:8]}", source_sha256=sha,
-                caption=path.with_suffix(".txt").read_text(encoding="utf-8"), bucket=(1152, 864),
-                width=1152, height=864, read=path.read_bytes, source_format="jpeg",
+                image_id=path.stem,
+                stem=f"{path.stem}_{sha[:8]}",
+                source_sha256=sha,
+                caption=path.with_suffix(".txt").read_text(encoding="utf-8"),
+                bucket=(1152, 864),
+                width=1152,
+                height=864,
+                read=path.read_bytes,
+                source_format="jpeg",
                 content_sha256=None if contender.endswith("-rehash") else sha,
             )
 
         fmt = contender.removeprefix("loraforge-").removesuffix("-rehash")
-        spec = ExportSpec(format=fmt, trigger_word="ohwx", class_word="person", target_model="sdxl",
-                          repeats=1)
+        spec = ExportSpec(
+            format=fmt, trigger_word="ohwx", class_word="person", target_model="sdxl", repeats=1
+        )
         items = [item(path) for path in images]
     if contender == "stage-replicate":
         stage_run = prepare_stage(images, target.parent / f"{target.stem}-home")
@@ -115,8 +128,13 @@ def run_one(contender: str, source: Path, target: Path) -> dict[str, float]:
 
         shutil.move(stored, target)
         shutil.rmtree(target.parent / f"{target.stem}-home")
-    return {"seconds": seconds, "rss_before_mib": rss_before / 1024, "peak_mib": peak_kib / 1024,
-            "growth_mib": (peak_kib - rss_before) / 1024, "zip_mib": target.stat().st_size / 2**20}
+    return {
+        "seconds": seconds,
+        "rss_before_mib": rss_before / 1024,
+        "peak_mib": peak_kib / 1024,
+        "growth_mib": (peak_kib - rss_before) / 1024,
+        "zip_mib": target.stat().st_size / 2**20,
+    }
 
 
 def prepare_stage(images: list[Path], home: Path):  # noqa: ANN201 - returns the timed callable
@@ -138,9 +156,19 @@ def prepare_stage(images: list[Path], home: Path):  # noqa: ANN201 - returns the
             data = path.read_bytes()
             sha = hashlib.sha256(data).hexdigest()
             ctx.store.put(original_key(sha), data)
-            image = Image(dataset_id=dataset.id, sha256=sha, object_key=original_key(sha),
-                          original_filename=path.name, source_kind="file", source_uri=str(path), width=1152,
-                          height=864, format="jpeg", bytes=len(data), status="kept")
+            image = Image(
+                dataset_id=dataset.id,
+                sha256=sha,
+                object_key=original_key(sha),
+                original_filename=path.name,
+                source_kind="file",
+                source_uri=str(path),
+                width=1152,
+                height=864,
+                format="jpeg",
+                bytes=len(data),
+                status="kept",
+            )
             session.add(image)
             session.flush()
             text = path.with_suffix(".txt").read_text(encoding="utf-8")
@@ -172,15 +200,19 @@ def main() -> None:
         source.mkdir()
         started = time.perf_counter()
         input_bytes = generate(source, args.images)
-        print(f"dataset: {args.images} JPEGs of 1152x864 (~1 MP) + captions, {input_bytes / 2**20:.1f} MiB, "
-              f"generated in {time.perf_counter() - started:.1f} s")
+        print(
+            f"dataset: {args.images} JPEGs of 1152x864 (~1 MP) + captions, {input_bytes / 2**20:.1f} MiB, "
+            f"generated in {time.perf_counter() - started:.1f} s"
+        )
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in CONTENDERS}
         for round_index in range(args.rounds):
             for contender in CONTENDERS:  # interleaved so drift in disk or CPU load hits every contender
                 target = Path(tmp) / f"{contender}-{round_index}.zip"
                 child = subprocess.run(
                     [sys.executable, __file__, "--child", contender, str(source), str(target)],
-                    check=True, capture_output=True, text=True,
+                    check=True,
+                    capture_output=True,
+                    text=True,
                 )
                 runs[contender].append(json.loads(child.stdout.strip().splitlines()[-1]))
                 target.unlink()
@@ -190,27 +222,34 @@ def main() -> None:
 def report(runs: dict[str, list[dict[str, float]]], input_bytes: int, rounds: int) -> None:
     baseline = None
     print(f"\nmedian of {rounds} rounds, each run in a fresh process; images STORED unless noted")
-    print(f"{'contender':<28}{'MB/s':>9}{'x stored':>10}{'zip MiB':>9}{'RSS before':>12}{'peak RSS':>10}"
-          f"{'growth':>9}")
+    print(
+        f"{'contender':<28}{'MB/s':>9}{'x stored':>10}{'zip MiB':>9}{'RSS before':>12}{'peak RSS':>10}"
+        f"{'growth':>9}"
+    )
     for contender, results in runs.items():
         seconds = statistics.median(r["seconds"] for r in results)
         rate = input_bytes / 1e6 / seconds
         baseline = baseline or rate
         label = contender
-        print(f"{label:<28}{rate:>9.1f}{rate / baseline:>10.2f}{results[0]['zip_mib']:>9.1f}"
-              f"{max(r['rss_before_mib'] for r in results):>11.1f}M"
-              f"{max(r['peak_mib'] for r in results):>9.1f}M"
-              f"{max(r['growth_mib'] for r in results):>8.1f}M")
+        print(
+            f"{label:<28}{rate:>9.1f}{rate / baseline:>10.2f}{results[0]['zip_mib']:>9.1f}"
+            f"{max(r['rss_before_mib'] for r in results):>11.1f}M"
+            f"{max(r['peak_mib'] for r in results):>9.1f}M"
+            f"{max(r['growth_mib'] for r in results):>8.1f}M"
+        )
     archive_mib = input_bytes / 2**20
     for contender in ("loraforge-replicate", "loraforge-kohya"):
         results = runs[contender]
-        ratio = (statistics.median(r["seconds"] for r in runs["zipfile-stored"])
-                 / statistics.median(r["seconds"] for r in results))
+        ratio = statistics.median(r["seconds"] for r in runs["zipfile-stored"]) / statistics.median(
+            r["seconds"] for r in results
+        )
         growth = max(r["growth_mib"] for r in results)
         verdict = "PASS" if ratio >= 0.8 and growth < archive_mib / 4 else "FAIL"
-        print(f"{verdict} {contender}: {ratio:.2f}x zipfile-stored (target >= 0.8x), "
-              f"RSS growth {growth:.1f} MiB "
-              f"for a {archive_mib:.0f} MiB archive")
+        print(
+            f"{verdict} {contender}: {ratio:.2f}x zipfile-stored (target >= 0.8x), "
+            f"RSS growth {growth:.1f} MiB "
+            f"for a {archive_mib:.0f} MiB archive"
+        )
 
 
 if __name__ == "__main__":

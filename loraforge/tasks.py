@@ -4,13 +4,16 @@ A task row is what the CLI, the API and the dashboard show of a run. Rules kept 
 - one writing run per dataset at a time: a second top-level run on a dataset is refused (Conflict, 409);
   a partial unique index in the catalog makes the rule hold between processes too;
 - a running task writes a heartbeat; one whose heartbeat is older than the stale limit is marked CRASHED
-  (its process was killed), which also frees its dataset;
+  (its process was killed), which also frees its dataset; on the host that ran it, a dead owner process is
+  noticed at once;
 - cancelling marks the row at once; the run sees it at its next heartbeat or shard and stops;
 - a finished row is never reopened: a late COMPLETED cannot overwrite CANCELLED or CRASHED.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -64,7 +67,9 @@ def create_task(
     """A PENDING task row; Conflict when another top-level run is active on the dataset."""
     if dataset_id is not None and parent_id is None:
         if stale_after_s is not None:
-            reap_stale(session, stale_after_s=stale_after_s, dataset_id=dataset_id)
+            reap(session, stale_after_s=stale_after_s, dataset_id=dataset_id)
+        else:
+            reap_dead_owners(session, dataset_id=dataset_id)
         busy = active_run(session, dataset_id)
         if busy is not None:
             raise busy_error(busy)
@@ -108,7 +113,7 @@ def start_task(session: Session, task_id: str, *, total: int = 0, run_id: str | 
     task = get_task(session, task_id)
     if task.status in FINISHED:
         raise TaskCancelled(f"task {task_id} is already {task.status.lower()}")
-    task.status, task.total = TaskStatus.RUNNING, total
+    task.status, task.total, task.owner = TaskStatus.RUNNING, total, this_process()
     task.started_at = task.heartbeat_at = now()
     if run_id:
         task.orchestrator_run_id = run_id
@@ -195,6 +200,47 @@ def reap_stale(session: Session, *, stale_after_s: float, dataset_id: str | None
             if end_task(session, task.id, TaskStatus.CRASHED, reason):
                 reaped.append(task.id)
     return reaped
+
+
+def reap(session: Session, *, stale_after_s: float, dataset_id: str | None = None) -> list[str]:
+    """Mark CRASHED every running task known dead: its process gone from this host, or silent too long."""
+    return reap_dead_owners(session, dataset_id=dataset_id) + reap_stale(
+        session, stale_after_s=stale_after_s, dataset_id=dataset_id
+    )
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def reap_dead_owners(session: Session, *, dataset_id: str | None = None) -> list[str]:
+    """Mark CRASHED the running tasks owned by a process of this host that no longer exists.
+
+    A killed CLI run is known dead at once on its own machine; elsewhere the heartbeat limit decides.
+    """
+    host = socket.gethostname()
+    query = select(Task).where(Task.status == TaskStatus.RUNNING, Task.parent_id.is_(None))
+    if dataset_id is not None:
+        query = query.where(Task.dataset_id == dataset_id)
+    reaped = []
+    for task in session.scalars(query).all():
+        owner_host, _, pid = (task.owner or "").rpartition(":")
+        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+            if end_task(
+                session, task.id, TaskStatus.CRASHED, f"its process {pid} on {host} is gone (killed?)"
+            ):
+                reaped.append(task.id)
+    return reaped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def children(session: Session, task_id: str) -> Sequence[Task]:

@@ -172,6 +172,8 @@ class Task(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     parent_id: Mapped[str | None] = mapped_column(String(32), index=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    owner: Mapped[str | None] = mapped_column(String(300))
+    """host:pid of the process running the task, so the same host can tell at once that it died."""
 
 
 class Export(Base):

@@ -16,15 +16,17 @@ from loraforge.stages.options import BuildOptions, IngestOptions, StageOptions
 
 
 def check_client_options(options: StageOptions, settings: Settings) -> StageOptions:
-    """The options unchanged when a remote client may run them; Forbidden or InvalidInput otherwise."""
+    """The options a remote client may run (sources resolved inside the import roots); Forbidden or
+    InvalidInput otherwise."""
     for field in type(options).model_refs():
         value = getattr(options, field)
         if value is not None:
             check_model_ref(field, str(value))
-    if isinstance(options, IngestOptions | BuildOptions):
+    if isinstance(options, IngestOptions | BuildOptions) and options.sources:
         roots = [Path(os.path.realpath(root)) for root in settings.import_roots]
-        for source in options.sources:
-            check_source(source, roots)
+        # Relative paths are relative to the first import root: the run gets them resolved, as checked.
+        resolved = [str(check_source(source, roots) or source) for source in options.sources]
+        return options.model_copy(update={"sources": resolved})
     return options
 
 

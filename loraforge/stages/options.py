@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from loraforge.errors import InvalidInput
 from loraforge.targets import TARGET_MODELS
 
 TargetModel = Literal["sd15", "sdxl", "flux"]
@@ -72,7 +73,7 @@ class CurateOptions(StageOptions):
     thresholds: dict[Name, float] | None = Field(
         default=None,
         json_schema_extra={"cli": "--threshold"},
-        description="Check name -> threshold (scores 0..1; above 1 turns a check off). Saved with the dataset.",
+        description="Check name -> threshold (scores 0..1; above 1 turns a check off); saved on the dataset.",
     )
     clip_model: ModelRef | None = Field(
         default=None,
@@ -148,9 +149,7 @@ class BucketOptions(StageOptions):
     min_reso: int | None = Field(default=None, ge=64, le=8192, description="Smallest bucket side.")
     max_reso: int | None = Field(default=None, ge=64, le=16384, description="Largest bucket side.")
     step: int | None = Field(default=None, ge=8, le=1024, description="Bucket side step in pixels.")
-    buckets: (
-        Annotated[str, StringConstraints(max_length=2000, pattern=r"^\s*\d+x\d+(\s*,\s*\d+x\d+)*\s*$")] | None
-    ) = Field(
+    buckets: Annotated[str, StringConstraints(max_length=2000)] | None = Field(
         default=None, description="Own bucket list, e.g. '1024x1024,1152x896'; replaces the generated set."
     )
     max_upscale: float = Field(default=1.5, ge=1.0, le=16.0, description="Largest allowed upscale factor.")
@@ -170,6 +169,18 @@ class BucketOptions(StageOptions):
         default=4, ge=1, le=1024, description="Training batch size the buckets are checked for."
     )
     shard_size: ShardSize | None = Field(default=None, description=SHARD_HELP)
+
+    @field_validator("buckets")
+    @classmethod
+    def _bucket_list(cls, value: str | None) -> str | None:
+        if value is not None:
+            from loraforge.imaging.buckets import parse_bucket_list
+
+            try:
+                parse_bucket_list(value)
+            except InvalidInput as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @classmethod
     def model_refs(cls) -> tuple[str, ...]:

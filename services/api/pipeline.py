@@ -9,6 +9,8 @@ from contextlib import AbstractContextManager, nullcontext
 from enum import StrEnum
 from typing import Any
 
+from pydantic import BaseModel
+
 from flows import deployments
 from flows.deployments import DEPLOYMENT_NAME as DEPLOYMENT_NAME  # re-exported for callers of the API module
 from flows.deployments import DEPLOYMENTS
@@ -40,7 +42,7 @@ def deployment_name_for(flow: Any) -> str:
 
 def launch(ctx: Context, *, stage: StageName, dataset_id: str, options: StageOptions) -> str:
     """Check the options a client sent, create the task row and start the run; returns the task id."""
-    check_client_options(options, ctx.settings)
+    options = check_client_options(options, ctx.settings)
     from flows._common import configure_prefect
 
     configure_prefect(ctx.settings)  # before the flow modules import prefect, which reads its env once
@@ -94,7 +96,10 @@ def _submit_deployment(flow: Any, arguments: dict[str, Any], *, api_url: str) ->
     from prefect.deployments import run_deployment
 
     name = deployment_name_for(flow)
-    parameters = {**arguments, "options": arguments["options"].model_dump(mode="json")}
+    parameters = {
+        key: value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        for key, value in arguments.items()
+    }
     try:
         with prefect_settings(api_url):
             run = run_deployment(name=name, parameters=parameters, timeout=0, as_subflow=False)

@@ -9,7 +9,6 @@ a bad one exits 1 with a line naming the flag, before anything runs.
 
 from __future__ import annotations
 
-import enum
 import functools
 import inspect
 import json
@@ -116,13 +115,20 @@ def _parameter(key: str, info: FieldInfo, *, positional: bool) -> inspect.Parame
     if isinstance(default, list | dict) and not default:
         default = None
     help_text = info.description or ""
+    choices = _choices(info.annotation)
     if _is_dict(info.annotation):
         help_text += " Repeatable KEY=VALUE."
     if positional:
         spec: Any = typer.Argument(... if info.is_required() else default, help=help_text)
     else:
+        metavar = "|".join(choices) if choices else None
         spec = typer.Option(
-            default, *flags_of(key, info), help=help_text, show_default=default is not None, **bounds
+            default,
+            *flags_of(key, info),
+            help=help_text,
+            show_default=default is not None,
+            metavar=metavar,
+            **bounds,
         )
     return inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=spec, annotation=annotation)
 
@@ -131,12 +137,18 @@ def _cli_type(annotation: Any) -> Any:
     """The plain type typer understands (a Literal becomes an Enum of its values: typer's choices)."""
     inner = _unwrap(annotation)
     if typing.get_origin(inner) is Literal:
-        values = [str(value) for value in typing.get_args(inner)]
-        return enum.Enum("Choice", {value: value for value in values}, type=str)
+        return str  # the model checks the choice, so a wrong one exits 1 naming the flag like any bad value
     if typing.get_origin(inner) in (list, dict):
         return list[str]
     base = _base(inner)
     return base if base in (str, int, float, bool) else str
+
+
+def _choices(annotation: Any) -> list[str] | None:
+    inner = _unwrap(annotation)
+    if typing.get_origin(inner) is Literal:
+        return [str(value) for value in typing.get_args(inner)]
+    return None
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -161,8 +173,6 @@ def _is_dict(annotation: Any) -> bool:
 
 def _convert(info: FieldInfo, value: Any) -> Any:
     """A repeatable KEY=VALUE flag into a dict; empty repeatables into None (the model's default)."""
-    if isinstance(value, enum.Enum):
-        return value.value
     if isinstance(value, list | tuple) and not value:
         return None
     if _is_dict(info.annotation) and value is not None:

@@ -78,7 +78,7 @@ def test_stage_run_ingests_from_an_import_root(
     assert accepted.status_code == 202, accepted.text
     task = wait_for_task(client, accepted.json()["task_id"])
     assert task["status"] == "COMPLETED" and task["kind"] == "ingest"
-    assert task["params"]["sources"] == ["photos"]
+    assert task["params"]["sources"] == [str(folder.resolve())]
     listed = client.get(f"{API}/datasets/{dataset.id}/images").json()
     assert [image["original_filename"] for image in listed["data"]] == ["coffee.png"]
     tasks = client.get(f"{API}/datasets/{dataset.id}/tasks").json()

@@ -1,4 +1,4 @@
-"""One rule per operation: the same pictures run through the CLI and through the API end in the same catalog."""
+"""The same pictures run through the CLI and through the API end in the same catalog: one rule each."""
 
 from __future__ import annotations
 

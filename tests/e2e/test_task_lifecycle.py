@@ -1,7 +1,8 @@
-"""A run killed with SIGKILL is marked CRASHED (its heartbeat stops), with the reason, and frees its dataset."""
+"""A run killed with SIGKILL is marked CRASHED (its heartbeat stops), with the reason; its dataset is free."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -55,10 +56,23 @@ def test_a_killed_run_is_marked_crashed_and_frees_the_dataset(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     with ctx.catalog.session() as session:
-        assert tasks.get_task(session, task_id).status == "RUNNING"  # nobody said otherwise yet
-    time.sleep(4)
+        task = tasks.get_task(session, task_id)
+        assert task.status == "RUNNING"  # nobody said otherwise yet
+        # On the host that ran it, the dead owner process gives it away at once.
+        assert task.owner and task.owner.endswith(f":{process.pid}")
+        task.owner = "another-host:1"  # as if it had run on another machine: only the heartbeat can tell
     with ctx.catalog.session() as session:
-        assert tasks.reap_stale(session, stale_after_s=3) == [task_id]
+        assert tasks.reap_dead_owners(session) == []
+    time.sleep(4)
+    listed = subprocess.run(
+        [exe, "tasks", "list", "--dataset", "alice", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [row["status"] for row in json.loads(listed.stdout) if row["id"] == task_id] == ["CRASHED"]
     with ctx.catalog.session() as session:
         task = tasks.get_task(session, task_id)
         assert task.status == "CRASHED" and "heartbeat" in (task.error or "")
@@ -77,3 +91,23 @@ def _wait_for_running(ctx, *, deadline_s: float) -> str:  # type: ignore[no-unty
                 return row.id
         time.sleep(0.1)
     raise AssertionError("the ingest run never started")
+
+
+def test_a_dead_owner_on_this_host_is_reaped_at_once(embedded_env: Path) -> None:
+    ctx = open_context()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    from loraforge.stages.datasets import ensure_dataset
+
+    with ctx.catalog.session() as session:
+        dataset_id = ensure_dataset(session, "bob").id
+        task = tasks.create_task(session, kind="ingest", dataset_id=dataset_id)
+        tasks.start_task(session, task.id)
+        task.owner = f"{tasks.this_process().rpartition(':')[0]}:{dead.pid}"
+    with ctx.catalog.session() as session:
+        again = tasks.create_task(
+            session, kind="ingest", dataset_id=dataset_id
+        )  # not refused: the owner is gone
+        crashed = tasks.get_task(session, task.id)
+        assert crashed.status == "CRASHED" and "is gone" in (crashed.error or "")
+        assert again.status == "PENDING"

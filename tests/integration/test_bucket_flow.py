@@ -14,8 +14,8 @@ from sqlalchemy import select
 from loraforge.catalog.models import Derivative, Face, Image
 from loraforge.imaging.buckets import bucket_set
 from loraforge.stages.context import open_context
-from tests.support import runs
 from tests.conftest import run_cli
+from tests.support import runs
 from tests.support.images import real_photo_paths
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "ray_cluster")

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from loraforge.catalog import queries
 from loraforge.catalog.models import Image, Task
 from loraforge.stages.context import open_context
-from tests.support import runs
 from loraforge.stages.curate import review_images
 from loraforge.stages.report import dataset_report
+from tests.support import runs
 from tests.support.images import corrupt_jpeg, encode, real_photo, real_photo_paths
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "ray_cluster")

@@ -16,8 +16,8 @@ from loraforge.catalog.models import Caption, Export, Image, Task
 from loraforge.errors import InvalidInput
 from loraforge.exporters import canonical_json
 from loraforge.stages.context import open_context
-from tests.support import runs
 from tests.conftest import run_cli
+from tests.support import runs
 from tests.support.images import real_photo_paths
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "ray_cluster")

@@ -1,19 +1,20 @@
 """A separate multi-node Ray cluster for tests: a head and one worker node, each a `ray start` process tree.
 
-    with RayCluster() as cluster:            # about 15 s on a 2-core machine (see `startup_seconds`)
-        ray.init(address=cluster.address)     # the GCS address, host:port
-        ...
-        ray.shutdown()
+    with RayCluster() as cluster, cluster.driver():   # start-up 11-17 s on the 2-core CI machine
+        ray.init(address=cluster.address)              # the GCS address, host:port
+        ...                                            # cluster.driver() runs ray.shutdown() after
 
 Both nodes run on this machine, but each has its own temp dir and its own working directory, so a task
 on the worker node sees another cwd than the driver. Every port is chosen free (never Ray's defaults), so
-the cluster lives beside a local `ray.init()` of the same test session or of another process.
+the cluster lives beside a local `ray.init()` of the same test session or of another process. With
+`hide_paths`, the nodes see the given folders as empty although they share this machine's disk.
 
-Stopping never uses `ray stop` (it kills every Ray process of the user). Each `ray start` runs in a new
-session, so the processes it spawns share its process group; they also inherit a marker variable in
-their environment. On exit, every process in those groups, carrying the marker, or naming the cluster's
-temp dir on its command line gets SIGTERM, then SIGKILL. An `atexit` hook does the same for a cluster
-whose `stop()` was never reached.
+Stopping never uses `ray stop` (it kills every Ray process of the user). A process belongs to the
+cluster when its command line or cwd lies in the cluster's private folder, its environment holds the
+cluster's marker variable, or it is in the process group of one of the cluster's `ray start` commands.
+Those get SIGTERM, then SIGKILL after 2 s (Ray's raylet and GCS take over 10 s to obey SIGTERM). An
+`atexit` hook does the same for a cluster whose `stop()` was never reached, and a watchdog process
+does it when the test process dies without running either (SIGKILL, a CI timeout's SIGTERM).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import time
 import uuid
 import weakref
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -109,6 +110,7 @@ class RayCluster:
         self.node_manager_ports: dict[str, int] = {}
         self._pgids: set[int] = set()
         self._began_epoch = 0.0
+        self._watchdog: subprocess.Popen[bytes] | None = None
         self._started = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -156,19 +158,20 @@ class RayCluster:
     def start(self) -> RayCluster:
         if self._started:
             raise RayClusterError("cluster already started")
+        missing = [path for path in self.requested_hidden if not path.is_dir()]
+        if missing:
+            raise RayClusterError(f"hide_paths must be existing folders: {missing}")
+        self.hide_paths = self.requested_hidden if can_hide_paths() else []
         began = time.monotonic()
         self._began_epoch = time.time()
         # Short root: Ray puts Unix sockets under <temp-dir>/session_<date>_<pid>/sockets (108-byte limit).
         self.root = Path(tempfile.mkdtemp(prefix="lfray-", dir="/tmp"))
         self.head_cwd = self.root / "head-cwd"
         self.head_cwd.mkdir()
-        missing = [path for path in self.requested_hidden if not path.is_dir()]
-        if missing:
-            raise RayClusterError(f"hide_paths must be existing folders: {missing}")
-        self.hide_paths = self.requested_hidden if can_hide_paths() else []
         self._started = True
         _LIVE.add(self)
         try:
+            self._start_watchdog()
             gcs_port, *head_ports = _free_ports(9)
             self.node_manager_ports["head"] = head_ports[2]
             self._ray_start(
@@ -222,6 +225,10 @@ class RayCluster:
         if not self._started:
             return
         try:
+            if self._watchdog is not None:
+                self._watchdog.kill()
+                self._watchdog.wait()
+                self._watchdog = None
             self._kill_all()
         finally:
             self._started = False
@@ -235,7 +242,6 @@ class RayCluster:
         env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
         env.update(
             {
-                MARKER_VAR: self.marker,
                 "RAY_AUTH_MODE": self.auth_mode,
                 "RAY_USAGE_STATS_ENABLED": "0",
                 # Keep the workers' priority: Ray lowers it by default, which starves them on 2 cores.
@@ -243,7 +249,26 @@ class RayCluster:
                 "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
             }
         )
+        env.pop(MARKER_VAR, None)
+        env[MARKER_VAR] = self.marker  # last: setproctitle overwrites the environment from its start
         return env
+
+    def _start_watchdog(self) -> None:
+        """A small process that stops the cluster if this process dies without `stop()` (SIGKILL, SIGTERM)."""
+        self._watchdog = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--watchdog",
+                str(os.getpid()),
+                self.marker,
+                str(self.root),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C or group kill of the tests must not take it down first
+        )
 
     def _ray_start(self, name: str, cwd: Path, args: list[str]) -> None:
         ray_exe = Path(sys.executable).with_name("ray")
@@ -304,31 +329,15 @@ class RayCluster:
     def processes(self) -> list[psutil.Process]:
         """Live processes of this cluster (never this process or its ancestors).
 
-        A process is ours when it carries our marker variable, names our root folder on its command
-        line, or sits in a process group of one of our `ray start` commands and was born after it.
+        A process is ours when its command line or its cwd names our root folder, its environment
+        holds our marker (read raw: Ray's setproctitle clobbers the start of it, and psutil's parser
+        then stops early), or it sits in a process group of one of our `ray start` commands and was
+        born after it.
         """
         own = {os.getpid(), *(parent.pid for parent in psutil.Process().parents())}
-        root = str(self.root)
-        found = []
-        for proc in psutil.process_iter(["pid", "cmdline", "create_time"]):
-            if proc.info["pid"] in own:
-                continue
-            try:
-                if proc.status() == psutil.STATUS_ZOMBIE:
-                    continue
-                mine = any(root in arg for arg in proc.info["cmdline"] or ())
-                if not mine:
-                    mine = (
-                        os.getpgid(proc.pid) in self._pgids
-                        and proc.info["create_time"] >= self._began_epoch - 1
-                    )
-                if not mine:
-                    mine = proc.environ().get(MARKER_VAR) == self.marker
-            except (psutil.Error, OSError):
-                continue
-            if mine:
-                found.append(proc)
-        return found
+        return _find_processes(
+            str(self.root), self.marker, exclude=own, pgids=self._pgids, born_after=self._began_epoch - 1
+        )
 
     def _kill_all(self) -> None:
         procs = self.processes()
@@ -351,6 +360,58 @@ class RayCluster:
 
     def __repr__(self) -> str:
         return f"RayCluster(address={self.address!r}, root={str(self.root)!r}, started={self._started})"
+
+
+def _find_processes(
+    root: str,
+    marker: str,
+    *,
+    exclude: Collection[int] = (),
+    pgids: Collection[int] = (),
+    born_after: float = 0.0,
+) -> list[psutil.Process]:
+    needle = f"{MARKER_VAR}={marker}".encode()
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "create_time"]):
+        if proc.info["pid"] in exclude:
+            continue
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if (
+                any(root in arg for arg in proc.info["cmdline"] or ())
+                or (proc.cwd() + os.sep).startswith(root + os.sep)
+                or _environ_holds(proc, needle)
+                or (os.getpgid(proc.pid) in pgids and proc.info["create_time"] >= born_after)
+            ):
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def _environ_holds(proc: psutil.Process, needle: bytes) -> bool:
+    try:
+        with open(f"/proc/{proc.pid}/environ", "rb") as raw:
+            return needle in raw.read()
+    except FileNotFoundError:  # no /proc: not Linux
+        name, _, value = needle.decode().partition("=")
+        return proc.environ().get(name) == value
+
+
+def _watchdog(owner_pid: int, marker: str, root: str) -> None:
+    """Wait for the test process to end; then end whatever of its cluster is left, and remove its files."""
+    with contextlib.suppress(psutil.Error):
+        owner = psutil.Process(owner_pid)
+        while owner.is_running() and owner.status() != psutil.STATUS_ZOMBIE:
+            time.sleep(1)
+    for action, grace in (("terminate", 2), ("kill", 5), ("kill", 5)):
+        procs = _find_processes(root, marker, exclude={os.getpid()})
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                getattr(proc, action)()
+        psutil.wait_procs(procs, timeout=grace)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _refresh_ray_config() -> None:
@@ -409,3 +470,7 @@ def _stop_leftovers() -> None:
     for cluster in list(_LIVE):
         with contextlib.suppress(Exception):
             cluster.stop()
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--watchdog"]:
+    _watchdog(int(sys.argv[2]), sys.argv[3], sys.argv[4])

@@ -20,7 +20,7 @@ def read_tasks(
     session: SessionDep, ctx: ContextDep, dataset_id: str, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> TasksPublic:
     crud.get_or_404(session, Dataset, dataset_id)
-    tasks.reap_stale(session, stale_after_s=ctx.settings.task_stale_after_s, dataset_id=dataset_id)
+    tasks.reap(session, stale_after_s=ctx.settings.task_stale_after_s, dataset_id=dataset_id)
     rows = crud.list_tasks(session, dataset_id, limit=limit)
     return TasksPublic(data=[TaskPublic.model_validate(row) for row in rows], count=len(rows))
 
@@ -30,7 +30,7 @@ def read_task(session: SessionDep, ctx: ContextDep, task_id: str) -> TaskPublic:
     """A task; a running one whose heartbeat stopped is reported CRASHED, with the reason."""
     task = crud.get_or_404(session, Task, task_id)
     if task.dataset_id and task.status == tasks.TaskStatus.RUNNING:
-        tasks.reap_stale(session, stale_after_s=ctx.settings.task_stale_after_s, dataset_id=task.dataset_id)
+        tasks.reap(session, stale_after_s=ctx.settings.task_stale_after_s, dataset_id=task.dataset_id)
     return TaskPublic.model_validate(task)
 
 

@@ -55,7 +55,7 @@ def test_kohya_folder_and_toml(tmp_path: Path) -> None:
     (dataset,) = config["datasets"]
     assert dataset["resolution"] == 1024 and dataset["batch_size"] == 2 and dataset["enable_bucket"] is True
     bucket_settings = (dataset["min_bucket_reso"], dataset["max_bucket_reso"], dataset["bucket_reso_steps"])
-    assert bucket_settings == (256, 2048, 32)
+    assert bucket_settings == (256, 2048, 64)  # the grid the bucket stage cropped to (loraforge.targets)
     assert dataset["bucket_no_upscale"] is False
     train_subset, reg_subset = dataset["subsets"]
     assert train_subset["image_dir"] == "img/10_ohwx person" and (root / train_subset["image_dir"]).is_dir()

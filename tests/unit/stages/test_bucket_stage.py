@@ -303,10 +303,10 @@ def test_cli_refuses_bad_options_before_any_flow_starts() -> None:
     ingest_rows([])
     runner = CliRunner()
     for args, reason in (
-        (["--face-detector", "dlib"], "face detector must be one of opencv, retinaface"),
-        (["--format", "webp"], "format must be jpg or png"),
-        (["--buckets", "10x"], "bad bucket '10x'"),
-        (["--target", "sd3"], "target must be one of"),
+        (["--face-detector", "dlib"], "--face-detector: Input should be 'opencv' or 'retinaface'"),
+        (["--format", "webp"], "--format: Input should be 'jpg' or 'png'"),
+        (["--buckets", "10x"], "--buckets: bad bucket '10x'"),
+        (["--target", "sd3"], "--target: Input should be 'sd15', 'sdxl' or 'flux'"),
     ):
         result = runner.invoke(app, ["bucket", "--dataset", "alice", *args])
         assert result.exit_code == 1, result.output

@@ -1,4 +1,4 @@
-"""task lifecycle: parent task, heartbeat, one active run per dataset
+"""task lifecycle: parent task, heartbeat, owner process, one active run per dataset
 
 Revision ID: 0002
 Revises: 0001
@@ -25,6 +25,7 @@ def upgrade() -> None:
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.add_column(sa.Column("parent_id", sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("owner", sa.String(length=300), nullable=True))
         batch_op.create_index("ix_tasks_parent_id", ["parent_id"], unique=False)
     op.create_index(
         "uq_tasks_one_active_run",
@@ -40,5 +41,6 @@ def downgrade() -> None:
     op.drop_index("uq_tasks_one_active_run", table_name="tasks")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.drop_index("ix_tasks_parent_id")
+        batch_op.drop_column("owner")
         batch_op.drop_column("heartbeat_at")
         batch_op.drop_column("parent_id")
