@@ -8,7 +8,7 @@ all measured in this run on the same pictures:
   LANCZOS resize to the bucket, encode (JPEG q95 4:4:4), store. No face detection: the same crop and resize.
 - stage inline: `BucketStage` in this process (`run_inline`): face detection (OpenCV), bucket choice, crop
   box, reduced-size decode and render, encode, store.
-- stage on Ray: the same stage built by `flows.bucket.build_bucket_stage` and run shard by shard through
+- stage on Ray: the same stage built by `stages.bucket.build_bucket_stage` and run shard by shard through
   `ray_tasks.run_stage`, as the `bucket` flow does (no Prefect or catalog writes). Ray is started before any
   timing; its start time is printed on its own line. Its workers run at the loops' priority (niceness 0,
   --ray-niceness to change): Ray's default of 15 hands the CPU to any other process on a shared machine.
@@ -37,11 +37,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from flows._common import shards
-from flows.bucket import build_bucket_stage
 from loraforge.config import load_settings
 from loraforge.imaging.resize import encode
-from loraforge.stages.bucket import BucketConfig, BucketStage
+from loraforge.stages.bucket import BucketStage, build_bucket_stage
 from loraforge.stages.context import Context, open_context
+from loraforge.stages.options import BucketOptions
 from loraforge.stages.runner import run_inline
 from ray_tasks import ensure_ray, run_stage
 
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace, home: Path) -> None:
     ctx = open_context(load_settings(home=home, executor="ray", ray_num_cpus=args.ray_cpus))
     inputs = make_inputs(args.images, megapixels=args.megapixels)
     items = store_inputs(ctx, inputs)
-    stage = build_bucket_stage(ctx, "bench", BucketConfig(target=args.target))
+    stage = build_bucket_stage(ctx, "bench", BucketOptions(target=args.target), target=args.target)
     size_mb = sum(len(d) for d in inputs) / len(inputs) / 1e6
     print(
         f"{len(items)} JPEGs of ~{args.megapixels:.0f} MP ({size_mb:.1f} MB each), target {args.target}, ",

@@ -84,13 +84,19 @@ def main() -> None:
 
     configure_prefect(get_settings())
     from flows.ingest import ingest_flow
+    from loraforge.stages.context import open_context
+    from loraforge.stages.datasets import ensure_dataset
+    from loraforge.stages.options import IngestOptions
+
+    with open_context().catalog.session() as session:
+        warmup_id, bench_id = ensure_dataset(session, "warmup").id, ensure_dataset(session, "bench").id
 
     start = time.perf_counter()
-    ingest_flow(sources=[str(warmup)], dataset="warmup")
+    ingest_flow(warmup_id, IngestOptions(sources=[str(warmup)]))
     startup_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    summary = ingest_flow(sources=[str(corpus)], dataset="bench")
+    summary = ingest_flow(bench_id, IngestOptions(sources=[str(corpus)]))
     flow_s = time.perf_counter() - start
     assert summary["added"] == args.images, summary
 

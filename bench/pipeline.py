@@ -62,17 +62,23 @@ def configure(home: Path, executor: str) -> None:
 
 
 def build_kwargs(corpus: Path, out: Path, shard_size: int) -> dict[str, Any]:
-    return dict(
+    """The flow's arguments, the dataset created first as `loraforge run` does."""
+    from loraforge.stages.context import open_context
+    from loraforge.stages.datasets import ensure_dataset
+    from loraforge.stages.options import BuildOptions
+
+    options = BuildOptions(
         sources=[str(corpus)],
-        dataset="bench",
         trigger="ohwx",
         class_word="person",
         target="sdxl",
         captioner="template",
-        export_format="kohya",
-        out=str(out),
+        format="kohya",
         shard_size=shard_size,
     )
+    with open_context().catalog.session() as session:
+        dataset_id = ensure_dataset(session, "bench", trigger="ohwx", class_word="person", target="sdxl").id
+    return {"dataset_id": dataset_id, "options": options, "out": str(out)}
 
 
 def strip_orchestration() -> None:
@@ -81,7 +87,17 @@ def strip_orchestration() -> None:
 
     import flows._common as common
 
+    class PlainTask:
+        """A Prefect task's function, answering with_options() like the task does."""
+
+        def __init__(self, fn: Any) -> None:
+            self.fn = fn
+
+        def with_options(self, **_: Any) -> Any:
+            return self.fn
+
     common.new_progress_artifact = lambda *a, **k: None  # type: ignore[assignment]
+    common.run_shard = PlainTask(common.run_shard.fn)  # type: ignore[assignment]
     for name in FLOW_MODULES:
         module = importlib.import_module(f"flows.{name}")
         for attr, value in list(vars(module).items()):
@@ -126,10 +142,7 @@ def main() -> None:
 
     configure(work / "warm", "ray")
     start = time.perf_counter()
-    build_dataset_flow(
-        **build_kwargs(corpus / ".." / "corpus", work / "warm-out", args.shard_size)
-        | {"sources": [str(_one_picture(corpus, work))]}
-    )
+    build_dataset_flow(**build_kwargs(_one_picture(corpus, work), work / "warm-out", args.shard_size))
     warm_s = time.perf_counter() - start
     warm_tasks = count_task_runs()
 

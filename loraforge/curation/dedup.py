@@ -152,7 +152,7 @@ def _exact_nodes(records: Sequence[HashRecord]) -> list[list[tuple[HashRecord, s
     components: dict[int, list[int]] = {}
     for i in range(len(records)):
         components.setdefault(find(i) if i in parent else i, []).append(i)
-    nodes = []
+    nodes: list[list[tuple[HashRecord, str | None]]] = []
     for members in components.values():
         if len(members) == 1:  # nearly every image: nothing to rank
             nodes.append([(records[members[0]], None)])

@@ -60,7 +60,7 @@ def check_url(url: str, *, allow_private: bool) -> None:
     except socket.gaierror as exc:
         raise InvalidInput(f"cannot resolve host {parsed.hostname}: {exc.strerror}") from exc
     for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
+        ip = ipaddress.ip_address(str(address).split("%")[0])
         if not ip.is_global:
             raise InvalidInput(
                 f"refusing {url}: {parsed.hostname} resolves to the non-public address {ip} "

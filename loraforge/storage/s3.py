@@ -7,7 +7,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal, cast
 
 from loraforge.errors import NotFound, StorageError
 from loraforge.storage.base import ObjectInfo, StoreConfig, check_key
@@ -84,7 +84,7 @@ class S3Store:
         self._ensure_bucket()
         with _translated(check_key(key)):
             response = self.client.get_object(self.bucket, key)
-        return _ResponseStream(response)
+        return cast(BinaryIO, _ResponseStream(response))
 
     def download(self, key: str, path: Path) -> None:
         with self.open(key) as source, open(path, "wb") as target:
@@ -157,7 +157,7 @@ class _translated:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> Literal[False]:
         if exc is None:
             return False
         from minio.error import MinioException, S3Error

@@ -116,3 +116,21 @@ def test_pipeline_progress_statistics_and_exports_render(seeded: dict[str, str])
     assert [s.value for s in app.success] == ["Done"]
     assert {m.label: m.value for m in app.metric}["Images"] == "3"
     assert [b.label for b in app.download_button] == ["Download zip"]
+
+
+@pytest.mark.usefixtures("prefect_harness", "ray_cluster")
+def test_run_form_comes_from_the_stage_options_and_starts_the_run(
+    seeded: dict[str, str], api_url: str
+) -> None:
+    dataset_id = seeded["dataset"]
+    app = start_app()
+    app.selectbox(key="stage").select("curate").run()
+    assert not app.exception, [e.value for e in app.exception]
+    # The fields are the CurateOptions model's, read from the API's OpenAPI document.
+    target = app.selectbox(key=f"{dataset_id}_curate_target")
+    assert target.options == ["(default)", "sd15", "sdxl", "flux"]
+    target.select("sd15")
+    app.button(key="run_start").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    tasks = httpx.get(f"{api_url}/api/v1/datasets/{dataset_id}/tasks").json()["data"]
+    assert [(t["kind"], t["params"]["target"]) for t in tasks] == [("curate", "sd15")]

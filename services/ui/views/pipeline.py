@@ -41,7 +41,7 @@ def show_runs(dataset: dict[str, Any]) -> None:
         return
     with st.form(key=f"run_form_{stage}"):
         options = option_widgets(schema, key=f"{dataset['id']}_{stage}")
-        started = st.form_submit_button("Start", type="primary")
+        started = st.form_submit_button("Start", type="primary", key="run_start")
     if started:
         _start(lambda: api().start_run(dataset["id"], stage, options))
 

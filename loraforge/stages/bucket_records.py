@@ -1,0 +1,238 @@
+"""Bucketing records in the catalog: work to do, recording faces and derivatives, the current overview."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from loraforge.catalog.models import Dataset, Derivative, Face, Image, ImageMetadata
+from loraforge.catalog.queries import dataset_images
+from loraforge.errors import NotFound
+from loraforge.imaging.buckets import Bucket, BucketChoice, bucket_summary, upscale_needed
+from loraforge.stages.base import Item, Result
+
+if TYPE_CHECKING:
+    from loraforge.stages.bucket import BucketStage
+
+BUCKET_KIND = "bucket"
+WORK_STATUSES = ("pending", "kept")
+
+
+@dataclass
+class BucketRecord:
+    """What one shard recorded: processed image ids and one reason per failed picture."""
+
+    processed: list[str] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+    def merge(self, other: BucketRecord) -> None:
+        self.processed += other.processed
+        self.failed += other.failed
+
+
+def select_bucket_work(session: Session, dataset_id: str, params_hash: str) -> tuple[list[Item], int]:
+    """Items for pending or kept pictures with no derivative of these parameters, and how many have one."""
+    done = set(
+        session.scalars(
+            select(Derivative.image_id)
+            .join(Image, Image.id == Derivative.image_id)
+            .where(
+                Image.dataset_id == dataset_id,
+                Derivative.kind == BUCKET_KIND,
+                Derivative.params_hash == params_hash,
+            )
+        )
+    )
+    images = dataset_images(session, dataset_id, statuses=WORK_STATUSES)
+    items = [
+        {
+            "image_id": image.id,
+            "object_key": image.object_key,
+            "width": image.width,
+            "height": image.height,
+            "filename": image.original_filename,
+        }
+        for image in images
+        if image.id not in done
+    ]
+    return items, len(images) - len(items)
+
+
+def record_bucket(session: Session, stage: BucketStage, results: Sequence[Result]) -> BucketRecord:
+    """Faces (replacing this detector's earlier ones), derivative rows and the report's metadata, in one
+    session. Safe to call again with the same results (a retried shard)."""
+    record = BucketRecord()
+    good = []
+    for result in results:
+        if result.get("error"):
+            record.failed.append({"filename": str(result.get("filename")), "reason": str(result["error"])})
+        else:
+            good.append(result)
+    ids = [result["image_id"] for result in good]
+    if ids:
+        session.execute(delete(Face).where(Face.image_id.in_(ids), Face.detector == stage.detector))
+    existing = {
+        row.image_id: row
+        for row in session.scalars(
+            select(Derivative).where(
+                Derivative.image_id.in_(ids),
+                Derivative.kind == BUCKET_KIND,
+                Derivative.params_hash == stage.params_hash,
+            )
+        )
+    }
+    params = stage.params()
+    for result in good:
+        image_id = result["image_id"]
+        session.add_all(Face(image_id=image_id, detector=stage.detector, **face) for face in result["faces"])
+        outcome = {key: result[key] for key in _OUTCOME_KEYS}
+        if image_id not in existing:
+            existing[image_id] = Derivative(
+                image_id=image_id,
+                kind=BUCKET_KIND,
+                target=stage.options.target,
+                object_key=result["derivative_key"],
+                box=result["box"],
+                width=result["bucket_width"],
+                height=result["bucket_height"],
+                params_hash=stage.params_hash,
+                # The outcome rides along so a later run with these parameters can restore the report.
+                params={**params, "outcome": outcome},
+            )
+            session.add(existing[image_id])
+        record.processed.append(image_id)
+    _write_report_metadata(session, {image_id: row.params["outcome"] for image_id, row in existing.items()})
+    session.flush()
+    return record
+
+
+_OUTCOME_KEYS = ("crop_reason", "upscale", "flagged", "derivative_sha256", "derivative_bytes")
+
+
+def make_current(session: Session, dataset: Dataset, stage: BucketStage, *, batch_size: int) -> None:
+    """Point the dataset's report at these parameters, and restore the report metadata of pictures done
+    by an earlier run with the same parameters."""
+    dataset.settings = {  # a new dict, so SQLAlchemy sees the change
+        **(dataset.settings or {}),
+        "bucket_params_hash": stage.params_hash,
+        "bucket_target": stage.options.target,
+        "bucket_resolution": stage.options.resolution,
+        "bucket_buckets": stage.options.buckets,
+        "bucket_max_upscale": stage.options.max_upscale,
+        "bucket_detector": stage.detector,
+        "bucket_batch_size": batch_size,
+    }
+    rows = session.execute(
+        select(Derivative.image_id, Derivative.params)
+        .join(Image, Image.id == Derivative.image_id)
+        .where(
+            Image.dataset_id == dataset.id,
+            Derivative.kind == BUCKET_KIND,
+            Derivative.params_hash == stage.params_hash,
+        )
+    )
+    _write_report_metadata(session, {image_id: params.get("outcome", {}) for image_id, params in rows})
+
+
+def _write_report_metadata(session: Session, outcomes: dict[str, dict[str, Any]]) -> None:
+    if not outcomes:
+        return
+    keys = ("crop_reason", "upscale")
+    current = {
+        (row.image_id, row.key): row
+        for row in session.scalars(
+            select(ImageMetadata).where(
+                ImageMetadata.image_id.in_(list(outcomes)), ImageMetadata.key.in_(keys)
+            )
+        )
+    }
+    for image_id, outcome in outcomes.items():
+        for key in keys:
+            row = current.get((image_id, key))
+            if row is None:
+                session.add(ImageMetadata(image_id=image_id, key=key, value=outcome.get(key)))
+            elif row.value != outcome.get(key):
+                row.value = outcome.get(key)
+
+
+@dataclass
+class BucketOverview:
+    """The dataset's current bucketing: images per bucket, pictures needing enlargement, small buckets."""
+
+    params_hash: str
+    target: str | None
+    images_per_bucket: dict[str, int]
+    too_small: list[dict[str, Any]]
+    """Pictures the chosen bucket enlarges (upscale > 1), largest first; `flagged` beyond max_upscale."""
+    underfilled: dict[str, int]
+    batch_size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def bucket_overview(
+    session: Session, dataset: Dataset, *, batch_size: int | None = None
+) -> BucketOverview | None:
+    """Summary of the derivatives the dataset's report points at; None before the first bucket run."""
+    settings = dataset.settings or {}
+    params_hash = settings.get("bucket_params_hash")
+    if not params_hash:
+        return None
+    size = batch_size or int(settings.get("bucket_batch_size") or 1)
+    max_upscale = float(settings.get("bucket_max_upscale") or 1.0)
+    rows = session.execute(
+        select(
+            Image.id, Image.original_filename, Image.width, Image.height, Derivative.width, Derivative.height
+        )
+        .join(Derivative, Derivative.image_id == Image.id)
+        .where(
+            Image.dataset_id == dataset.id,
+            Image.status.in_(WORK_STATUSES),
+            Derivative.kind == BUCKET_KIND,
+            Derivative.params_hash == params_hash,
+        )
+    )
+    choices: dict[Hashable, BucketChoice] = {}
+    names: dict[Hashable, str] = {}
+    for image_id, filename, width, height, bucket_w, bucket_h in rows:
+        bucket = Bucket(bucket_w, bucket_h)
+        factor = upscale_needed(width, height, bucket)
+        choices[image_id] = BucketChoice(bucket, factor, flagged_too_small=factor > 1.0 + 1e-9)
+        names[image_id] = filename
+    summary = bucket_summary(choices, size)
+    too_small = [
+        {
+            "image_id": image_id,
+            "filename": names[image_id],
+            "bucket": choices[image_id].bucket.label,
+            "upscale": round(factor, 3),
+            "flagged": factor > max_upscale + 1e-9,
+        }
+        for image_id, factor in sorted(summary.too_small.items(), key=lambda kv: (-kv[1], names[kv[0]]))
+    ]
+    return BucketOverview(
+        params_hash=params_hash,
+        target=settings.get("bucket_target"),
+        images_per_bucket=summary.images_per_bucket,
+        too_small=too_small,
+        underfilled=summary.underfilled,
+        batch_size=size,
+    )
+
+
+def finish_bucketing(
+    session: Session, dataset_id: str, stage: BucketStage, *, batch_size: int
+) -> dict[str, Any]:
+    """Make these parameters the dataset's current ones; returns the bucket overview."""
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise NotFound(f"dataset {dataset_id} vanished during bucketing")
+    make_current(session, dataset, stage, batch_size=batch_size)
+    session.flush()
+    overview = bucket_overview(session, dataset)
+    return overview.to_dict() if overview else {}
