@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from loraforge.exporters.base import ExportItem, ExportSpec
+from loraforge.imaging.buckets import kohya_buckets as imaging_kohya_buckets
 
 
 def kohya_buckets(resolution: int, *, min_reso: int, max_reso: int, step: int) -> list[tuple[int, int]]:
-    """sd-scripts' make_bucket_resolutions: area resolution², sides multiples of `step` within [min, max]."""
-    area = resolution * resolution
-    side = int(math.sqrt(area) // step) * step
-    found = {(side, side)}
-    width = min_reso
-    while width <= max_reso:
-        height = min(max_reso, int((area // width) // step) * step)
-        if height >= min_reso:
-            found.add((width, height))
-            found.add((height, width))
-        width += step
-    return sorted(found)
+    """sd-scripts' make_bucket_resolutions as (width, height) pairs: the one generator, in imaging.buckets."""
+    buckets = imaging_kohya_buckets(resolution, min_reso, max_reso, step)
+    return [(bucket.width, bucket.height) for bucket in buckets]
 
 
 def nearest_bucket(width: int, height: int, buckets: Sequence[tuple[int, int]]) -> tuple[int, int]:

@@ -2,8 +2,9 @@
 
 `plan_export` (in `export_records`, re-exported here) reads what goes out (images, active captions, bucket
 derivatives) from the catalog; `write_export` validates, writes the trainer layout into a temporary zip (and
-optionally a folder), stores the zip and its manifest, and only then marks the `exports` row COMPLETED. Any
-failure marks the row FAILED and removes what was stored or placed, so no half-written version is ever visible.
+optionally a folder), stores the zip and its manifest, and only then marks the `exports` row COMPLETED.
+Any failure marks the row FAILED and removes what was stored or placed, so no half-written version is ever
+visible.
 """
 
 from __future__ import annotations
@@ -233,4 +234,3 @@ def _discard(ctx: Context, export_id: str, keys: Iterable[str], placed: Iterable
                 row.status, row.object_key, row.manifest = FAILED, None, None
     except Exception:  # noqa: BLE001
         log.exception("could not mark export %s failed", export_id)
-

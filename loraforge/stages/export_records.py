@@ -187,6 +187,7 @@ def _faces(session: Session, ids: list[str]) -> dict[str, list[list[float]]]:
         out.setdefault(image_id, []).append([float(v) for v in bbox])
     return out
 
+
 def list_exports(session: Session, dataset_id: str, *, include_all: bool = False) -> list[Export]:
     """The dataset's versions, oldest first; only COMPLETED ones unless include_all."""
     query = select(Export).where(Export.dataset_id == dataset_id)
