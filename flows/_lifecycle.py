@@ -78,6 +78,9 @@ def tracked_run(
     except tasks.TaskCancelled:
         _end(ctx, task_id, tasks.TaskStatus.CANCELLED, "cancelled by the user")
         raise
+    except KeyboardInterrupt:
+        _end(ctx, task_id, tasks.TaskStatus.CANCELLED, "interrupted (Ctrl-C)")
+        raise
     except BaseException as exc:
         _end(ctx, task_id, tasks.TaskStatus.FAILED, f"{exc.__class__.__name__}: {exc}")
         raise
