@@ -54,6 +54,7 @@ def tracked_run(
     shard_size: int | None = None,
 ) -> Iterator[TrackedRun]:
     """Create or take the task row, keep a heartbeat while the body runs, and record how it ended."""
+    from prefect.exceptions import TerminationSignal
     from prefect.runtime import flow_run
 
     ctx = open_context()
@@ -80,6 +81,11 @@ def tracked_run(
         raise
     except KeyboardInterrupt:
         _end(ctx, task_id, tasks.TaskStatus.CANCELLED, "interrupted (Ctrl-C)")
+        raise
+    except TerminationSignal as exc:
+        _end(
+            ctx, task_id, tasks.TaskStatus.CRASHED, f"the run's process was terminated (signal {exc.signal})"
+        )
         raise
     except BaseException as exc:
         _end(ctx, task_id, tasks.TaskStatus.FAILED, f"{exc.__class__.__name__}: {exc}")

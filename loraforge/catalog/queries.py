@@ -1,15 +1,15 @@
-"""Reusable catalog queries: workspaces, datasets and the tasks table that tracks progress."""
+"""Reusable catalog queries: workspaces, datasets, images and the current bucket of each picture.
+
+The tasks table has its own module, loraforge.tasks (the task lifecycle)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from loraforge.catalog.models import Dataset, Derivative, Image, Task, Workspace
+from loraforge.catalog.models import Dataset, Derivative, Image, Workspace
 from loraforge.errors import InvalidInput, NotFound
 from loraforge.targets import TARGET_MODELS
 
@@ -71,57 +71,6 @@ def dataset_images(
     if statuses:
         query = query.where(Image.status.in_(statuses))
     return list(session.scalars(query.order_by(Image.original_filename, Image.id)))
-
-
-def create_task(
-    session: Session,
-    *,
-    kind: str,
-    dataset_id: str | None,
-    total: int,
-    params: dict[str, Any],
-    orchestrator_run_id: str | None = None,
-) -> Task:
-    task = Task(
-        kind=kind,
-        dataset_id=dataset_id,
-        status="RUNNING",
-        total=total,
-        params=params,
-        orchestrator_run_id=orchestrator_run_id,
-        started_at=datetime.now(UTC),
-    )
-    session.add(task)
-    session.flush()
-    return task
-
-
-def add_task_progress(session: Session, task_id: str, done_delta: int) -> Task:
-    task = session.get(Task, task_id)
-    if task is None:
-        raise NotFound(f"task {task_id} not found")
-    task.done = min(task.done + done_delta, task.total) if task.total else task.done + done_delta
-    task.progress = task.done / task.total if task.total else 1.0
-    return task
-
-
-def finish_task(
-    session: Session,
-    task_id: str,
-    *,
-    status: str,
-    result: dict[str, Any] | None = None,
-    error: str | None = None,
-) -> None:
-    task = session.get(Task, task_id)
-    if task is None:
-        raise NotFound(f"task {task_id} not found")
-    task.status = status
-    task.result = result
-    task.error = error
-    task.finished_at = datetime.now(UTC)
-    if status == "COMPLETED":
-        task.done, task.progress = task.total, 1.0
 
 
 BUCKET_KIND = "bucket"

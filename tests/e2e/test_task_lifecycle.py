@@ -111,3 +111,34 @@ def test_a_dead_owner_on_this_host_is_reaped_at_once(embedded_env: Path) -> None
         crashed = tasks.get_task(session, task.id)
         assert crashed.status == "CRASHED" and "is gone" in (crashed.error or "")
         assert again.status == "PENDING"
+
+
+def test_a_terminated_run_is_marked_crashed_at_once(embedded_env: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index in range(120):
+        (folder / f"p{index:03d}.jpg").write_bytes(jpeg_bytes(160, 120, seed=index))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("LORAFORGE_")},
+        "LORAFORGE_HOME": str(embedded_env),
+        "LORAFORGE_EXECUTOR": "inline",
+    }
+    exe = str(Path(sys.executable).parent / "loraforge")
+    process = subprocess.Popen(
+        [exe, "ingest", str(folder), "--dataset", "alice", "--shard-size", "5"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    ctx = open_context()
+    try:
+        task_id = _wait_for_running(ctx, deadline_s=120)
+        process.send_signal(signal.SIGTERM)  # what Kubernetes or a Prefect worker sends before killing
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    with ctx.catalog.session() as session:
+        task = tasks.get_task(session, task_id)
+        assert task.status == "CRASHED" and "terminated" in (task.error or ""), (task.status, task.error)
