@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -134,3 +135,12 @@ def test_run_form_comes_from_the_stage_options_and_starts_the_run(
     assert not app.exception, [e.value for e in app.exception]
     tasks = httpx.get(f"{api_url}/api/v1/datasets/{dataset_id}/tasks").json()["data"]
     assert [(t["kind"], t["params"]["target"]) for t in tasks] == [("curate", "sd15")]
+    # The run goes on in the API's thread: let it finish, so nothing of this test outlives it.
+    deadline = time.monotonic() + 300
+    while (
+        tasks[0]["status"] not in ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.5)
+        tasks = httpx.get(f"{api_url}/api/v1/datasets/{dataset_id}/tasks").json()["data"]
+    assert tasks[0]["status"] == "COMPLETED", tasks[0]["error"]
