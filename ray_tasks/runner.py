@@ -6,9 +6,11 @@ caller (a Prefect task) can update the catalog. A batch that raises becomes erro
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import pickle
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,8 +30,30 @@ from loraforge.stages.runner import run_inline
 log = logging.getLogger(__name__)
 
 
+_owner_lock = threading.Lock()
+_owner: concurrent.futures.ThreadPoolExecutor | None = None
+
+
 def ensure_ray(*, address: str | None = None, num_cpus: int | None = None) -> None:
-    """Connect to the configured cluster, or start a local one once per process."""
+    """Connect to the configured cluster, or start a local one once per process.
+
+    A local Ray's GCS and raylet die with the *thread* that started them (Linux's parent-death signal
+    follows the thread), and the process then exits 60 s later. Flows run in short-lived threads (the API
+    starts runs that way), so Ray is always started from one thread that lives as long as the process.
+    """
+    if ray.is_initialized():
+        return
+    if threading.current_thread() is threading.main_thread():
+        _init_ray(address=address, num_cpus=num_cpus)
+        return
+    global _owner
+    with _owner_lock:
+        if _owner is None:
+            _owner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ray-owner")
+    _owner.submit(_init_ray, address=address, num_cpus=num_cpus).result()
+
+
+def _init_ray(*, address: str | None, num_cpus: int | None) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")

@@ -83,3 +83,28 @@ def test_actor_pool_prepares_then_processes_in_order() -> None:
 def test_inline_executor_needs_no_ray() -> None:
     results = run_stage(SquareStage(), ITEMS[:4], executor="inline")
     assert [r["pid"] for r in results] == [os.getpid()] * 4
+
+
+def test_ray_started_from_a_short_lived_thread_outlives_it() -> None:
+    """The API runs flows in threads: Ray must not die with the thread that happened to start it."""
+    import os
+    import threading
+    import time
+
+    import psutil
+    import ray
+
+    from ray_tasks import ensure_ray
+
+    ray.shutdown()
+    starter = threading.Thread(target=ensure_ray, kwargs={"num_cpus": 2})
+    starter.start()
+    starter.join()
+    time.sleep(3)  # Linux's parent-death signal would have killed the GCS by now
+
+    def gcs_servers() -> list[int]:
+        children = psutil.Process(os.getpid()).children(recursive=True)
+        return [p.pid for p in children if "gcs_server" in " ".join(p.cmdline())]
+
+    assert gcs_servers(), "the local Ray's GCS died with the thread that started it"
+    assert ray.get(ray.put("alive"), timeout=30) == "alive"
