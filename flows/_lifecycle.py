@@ -11,6 +11,7 @@ from typing import Any
 
 from loraforge import tasks
 from loraforge.stages.context import Context, open_context
+from loraforge.stages.options import StageOptions
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +46,19 @@ class TrackedRun:
 
 @contextmanager
 def tracked_run(
-    *,
     kind: str,
     dataset_id: str,
-    params: dict[str, Any],
-    task_id: str | None,
+    options: StageOptions,
+    *,
+    task_id: str | None = None,
     parent_id: str | None = None,
-    shard_size: int | None = None,
 ) -> Iterator[TrackedRun]:
     """Create or take the task row, keep a heartbeat while the body runs, and record how it ended."""
     from prefect.exceptions import TerminationSignal
     from prefect.runtime import flow_run
 
+    params = options.model_dump(mode="json")
+    shard_size = getattr(options, "shard_size", None)
     ctx = open_context()
     run_id = str(flow_run.id) if flow_run.id else None
     with ctx.catalog.session() as session:

@@ -25,15 +25,7 @@ def bucket_flow(
 ) -> dict[str, Any]:
     """Bucket every pending or kept picture lacking a derivative with these parameters; returns the summary
     (processed, skipped, failures, images per bucket, pictures needing enlargement, underfilled buckets)."""
-    params = options.model_dump(mode="json")
-    with tracked_run(
-        kind="bucket",
-        dataset_id=dataset_id,
-        params=params,
-        task_id=task_id,
-        parent_id=parent_id,
-        shard_size=options.shard_size,
-    ) as run:
+    with tracked_run("bucket", dataset_id, options, task_id=task_id, parent_id=parent_id) as run:
         ctx = run.ctx
         with ctx.catalog.session() as session:
             dataset = session.get(Dataset, dataset_id)

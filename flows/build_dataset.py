@@ -31,8 +31,7 @@ def build_dataset_flow(
     dataset_id: str, options: BuildOptions, task_id: str | None = None, out: str | None = None
 ) -> dict[str, Any]:
     """Build a trainer-ready dataset from the sources; returns the final summary table."""
-    params = options.model_dump(mode="json")
-    with tracked_run(kind="build", dataset_id=dataset_id, params=params, task_id=task_id) as run:
+    with tracked_run("build", dataset_id, options, task_id=task_id) as run:
         run.set_total(len(STAGES))
         sub = {"dataset_id": dataset_id, "parent_id": run.task_id}
         ingested = ingest_flow(options=options.ingest(), **sub)

@@ -28,15 +28,7 @@ def caption_flow(
     """Caption every pending or kept picture that lacks the variant; returns the summary (captioned, skipped,
     failed with reasons, warnings, variant). Fails at once, with one message, when the model cannot be
     loaded or the endpoint cannot be reached."""
-    params = options.model_dump(mode="json")
-    with tracked_run(
-        kind="caption",
-        dataset_id=dataset_id,
-        params=params,
-        task_id=task_id,
-        parent_id=parent_id,
-        shard_size=options.shard_size,
-    ) as run:
+    with tracked_run("caption", dataset_id, options, task_id=task_id, parent_id=parent_id) as run:
         ctx = run.ctx
         with ctx.catalog.session() as session:
             dataset = apply_dataset_words(

@@ -43,15 +43,7 @@ def curate_flow(
     Only pictures without features of the current version are measured; manual decisions stay. Thresholds
     given here are saved in the dataset settings and apply to later runs too. Returns the summary.
     """
-    params = options.model_dump(mode="json")
-    with tracked_run(
-        kind="curate",
-        dataset_id=dataset_id,
-        params=params,
-        task_id=task_id,
-        parent_id=parent_id,
-        shard_size=options.shard_size,
-    ) as run:
+    with tracked_run("curate", dataset_id, options, task_id=task_id, parent_id=parent_id) as run:
         with run.ctx.catalog.session() as session:
             dataset = session.get(Dataset, dataset_id)
             assert dataset is not None

@@ -70,11 +70,8 @@ def export_flow(
     The version is stored in object storage (the API downloads it from there). `out` is the CLI's local
     copy: ending in .zip it receives the archive, else the folder form (and `<out>.zip` with `zip`).
     """
-    params = options.model_dump(mode="json")
     out_dir, zip_path = local_outputs(out, zip=options.zip)
-    with tracked_run(
-        kind="export", dataset_id=dataset_id, params=params, task_id=task_id, parent_id=parent_id
-    ) as run:
+    with tracked_run("export", dataset_id, options, task_id=task_id, parent_id=parent_id) as run:
         outcome = export_write(run, dataset_id, options, out_dir, zip_path)
         result = {"format": options.format, **outcome.to_dict()}
         run.complete(result)

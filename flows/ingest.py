@@ -19,15 +19,7 @@ def ingest_flow(
     dataset_id: str, options: IngestOptions, task_id: str | None = None, parent_id: str | None = None
 ) -> dict[str, Any]:
     """Store every picture of the sources in the dataset; returns the ingest summary."""
-    params = options.model_dump(mode="json")
-    with tracked_run(
-        kind="ingest",
-        dataset_id=dataset_id,
-        params=params,
-        task_id=task_id,
-        parent_id=parent_id,
-        shard_size=options.shard_size,
-    ) as run:
+    with tracked_run("ingest", dataset_id, options, task_id=task_id, parent_id=parent_id) as run:
         items = stage_inputs(run.ctx, dataset_id, options, batch=options.upload_batch or uuid.uuid4().hex)
         run.set_total(len(items))
         with run.ctx.catalog.session() as session:

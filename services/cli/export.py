@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from loraforge.stages.context import open_context
 from loraforge.stages.datasets import get_dataset
 from loraforge.stages.options import ExportOptions
 from services.cli.main import app, err_console, handle_errors, out_console
-from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command
+from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command, out_param
 from services.cli.runtime import cli_context, resolve_dataset, run_with_progress
 
 exports_app = typer.Typer(help="A dataset's export versions: list, download and compare them.")
@@ -26,14 +25,7 @@ app.add_typer(exports_app, name="exports")
 WORKSPACE_OPTION = typer.Option(queries.DEFAULT_WORKSPACE, "--workspace", "-w")
 
 
-OUT = inspect.Parameter(
-    "out",
-    inspect.Parameter.KEYWORD_ONLY,
-    default=typer.Option(
-        None, "--out", "-o", help="Folder for the folder form, or a .zip path for the archive alone."
-    ),
-    annotation=str,
-)
+OUT = out_param("Folder for the folder form, or a .zip path for the archive alone.")
 
 
 @options_command(

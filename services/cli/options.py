@@ -36,6 +36,13 @@ def dataset_param(help_text: str = "Dataset name.") -> inspect.Parameter:
     )
 
 
+def out_param(help_text: str) -> inspect.Parameter:
+    """The CLI's own local copy of an export (the API has none: exports are downloaded from storage)."""
+    return inspect.Parameter(
+        "out", KW, default=typer.Option(None, "--out", "-o", help=help_text), annotation=str
+    )
+
+
 WORKSPACE = inspect.Parameter(
     "workspace",
     KW,

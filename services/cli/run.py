@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from typing import Any
 
-import typer
 from rich.table import Table
 
 from loraforge.stages.options import BuildOptions
 from services.cli.ingest import check_sources
 from services.cli.main import app, err_console, out_console
-from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command
+from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command, out_param
 from services.cli.runtime import cli_context, resolve_dataset, run_with_stage_bars
 
-OUT = inspect.Parameter(
-    "out",
-    inspect.Parameter.KEYWORD_ONLY,
-    default=typer.Option(None, "--out", "-o", help="Where to write the dataset (folder, or .zip)."),
-    annotation=str,
-)
+OUT = out_param("Where to write the dataset (folder, or .zip).")
 
 
 @options_command(
