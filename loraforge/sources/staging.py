@@ -106,11 +106,12 @@ def _stage(
         if item["source_kind"] == "url":
             return {**out, "url": item["source_uri"]}
         try:
-            data = item.get("data")
-            if data is None:
-                data = read_source_item(item, limits, zip_cache())
             key = upload_key(dataset_id, batch, start + index, _safe_name(str(item["filename"])))
-            store.put(key, data)
+            if not _linked(item, limits, store, key):
+                data = item.get("data")
+                if data is None:
+                    data = read_source_item(item, limits, zip_cache())
+                store.put(key, data)
             return {**out, "key": key}
         except LoraForgeError as exc:
             return {**out, "error": str(exc)}
@@ -122,6 +123,22 @@ def _stage(
         for cache in caches:
             for archive in cache.values():
                 archive.close()  # type: ignore[attr-defined]
+
+
+def _linked(item: Item, limits: SourceLimits, store: ObjectStore, key: str) -> bool:
+    """A plain file staged into a local store by hard link: no copy of its bytes (the common laptop case)."""
+    link = getattr(store, "link_file", None)
+    if link is None or item["source_kind"] not in ("folder", "file") or item.get("data") is not None:
+        return False
+    uri, member = str(item["source_uri"]), str(item["member"])
+    path = Path(uri) / member if item["source_kind"] == "folder" else Path(uri)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InvalidInput(f"cannot read file: {exc.strerror or exc}") from exc
+    if size > limits.max_file_bytes:
+        raise InvalidInput(f"file too large: {size:,} bytes exceeds {limits.max_file_bytes:,}")
+    return bool(path.is_file() and link(key, path))
 
 
 def read_staged(item: Item, store: ObjectStore, limits: SourceLimits) -> bytes:

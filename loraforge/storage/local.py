@@ -57,6 +57,19 @@ class LocalStore:
         with open(path, "rb") as stream:
             return self.put(key, stream, content_type=content_type)
 
+    def link_file(self, key: str, path: Path) -> bool:
+        """Take a local file in as a hard link (no copy); False when it cannot be (another file system).
+
+        For short-lived objects only (staged inputs): the object shares the file's bytes until deleted.
+        """
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, target)
+        except OSError:
+            return False
+        return True
+
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
