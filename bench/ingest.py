@@ -79,7 +79,7 @@ def main() -> None:
 
     os.environ["LORAFORGE_HOME"] = str(workdir / "home")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from flows._common import configure_prefect
+    from flows import configure_prefect
     from loraforge.config import get_settings
 
     configure_prefect(get_settings())

@@ -129,7 +129,7 @@ def main() -> None:
     make_corpus(corpus, args.images)
     os.environ["PREFECT_HOME"] = str(work / "prefect")  # a fresh Prefect database: count only our runs
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from flows._common import configure_prefect
+    from flows import configure_prefect
     from loraforge.config import get_settings
 
     configure_prefect(get_settings())

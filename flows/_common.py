@@ -7,7 +7,6 @@ select its work, `run_sharded` it (one retryable Prefect task per shard, the per
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -16,9 +15,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.orm import Session
 
+from flows import configure_prefect
 from flows._lifecycle import LIFECYCLE_HOOKS, TrackedRun, tracked_run
 from loraforge import tasks
-from loraforge.config import Settings
 from loraforge.stages.base import Item, Result, Stage
 from loraforge.stages.context import Context, open_context
 
@@ -33,16 +32,6 @@ __all__ = [
 ]
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def configure_prefect(settings: Settings) -> None:
-    """Point Prefect at the configured server (else ephemeral) before any flow runs."""
-    if settings.prefect_api_url:
-        os.environ["PREFECT_API_URL"] = settings.prefect_api_url
-    # Analytics in the ephemeral server cause "database is locked" errors.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # The ephemeral server's 20 s start budget is too tight on a busy 2-core laptop.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def shards(items: Sequence[T], size: int) -> list[list[T]]:

@@ -43,7 +43,7 @@ def deployment_name_for(flow: Any) -> str:
 def launch(ctx: Context, *, stage: StageName, dataset_id: str, options: StageOptions) -> str:
     """Check the options a client sent, create the task row and start the run; returns the task id."""
     options = check_client_options(options, ctx.settings)
-    from flows._common import configure_prefect
+    from flows import configure_prefect
 
     configure_prefect(ctx.settings)  # before the flow modules import prefect, which reads its env once
     flow = load_flow(stage)

@@ -18,7 +18,7 @@ from loraforge.stages.context import Context, open_context
 def cli_context() -> Context:
     ctx = open_context(get_settings())
     ctx.catalog.ensure_schema()
-    from flows._common import configure_prefect
+    from flows import configure_prefect
 
     configure_prefect(ctx.settings)
     return ctx

@@ -35,7 +35,7 @@ def serve(
     """Run the REST API (FastAPI under uvicorn) on /api/v1."""
     import uvicorn
 
-    from flows._common import configure_prefect
+    from flows import configure_prefect
 
     settings = get_settings()  # fail now, naming the variable, rather than on the first request
     configure_prefect(settings)
@@ -79,7 +79,7 @@ def worker(
     limit: int = typer.Option(None, "--limit", min=1, help="Flow runs this worker executes at once."),
 ) -> None:
     """Serve every pipeline flow as a Prefect deployment and run what is scheduled."""
-    from flows._common import configure_prefect
+    from flows import configure_prefect
 
     configure_prefect(get_settings())  # before prefect is imported: it reads its environment once
     from prefect import serve as prefect_serve
