@@ -267,6 +267,19 @@ def _face_json(face: FaceBox) -> dict[str, Any]:
     }
 
 
+def bucket_config(options: BucketOptions, *, target: str) -> BucketConfig:
+    """The bucket rule the options describe, for the dataset's target unless they name one."""
+    return BucketConfig(
+        target=options.target or target,
+        resolution=options.resolution,
+        min_reso=options.min_reso,
+        max_reso=options.max_reso,
+        step=options.step,
+        buckets=options.buckets,
+        max_upscale=options.max_upscale,
+    )
+
+
 def build_bucket_stage(
     ctx: Context,
     dataset_id: str,
@@ -276,15 +289,7 @@ def build_bucket_stage(
     gpu_available: Callable[[], bool] = lambda: False,
 ) -> BucketStage:
     """The stage as every run builds it (the benchmark too); model detectors get a GPU when one is there."""
-    config = BucketConfig(
-        target=options.target or target,
-        resolution=options.resolution,
-        min_reso=options.min_reso,
-        max_reso=options.max_reso,
-        step=options.step,
-        buckets=options.buckets,
-        max_upscale=options.max_upscale,
-    )
+    config = bucket_config(options, target=target)
     needs_model = options.face_detector not in LIGHT_DETECTORS
     gpus = 1.0 if needs_model and ctx.settings.executor == "ray" and gpu_available() else 0.0
     return BucketStage(

@@ -44,19 +44,12 @@ def bucket(options: BucketOptions, *, dataset: str, workspace: str, as_json: boo
 
 
 def check_bucket_options(ctx: Context, dataset_id: str, options: BucketOptions) -> None:
-    from loraforge.stages.bucket import BucketConfig
+    from loraforge.stages.bucket import bucket_config
     from loraforge.stages.datasets import get_dataset
 
     with ctx.catalog.session() as session:
         target = get_dataset(session, dataset_id).target_model
-    BucketConfig(
-        target=options.target or target,
-        resolution=options.resolution,
-        min_reso=options.min_reso,
-        max_reso=options.max_reso,
-        step=options.step,
-        buckets=options.buckets,
-    ).bucket_set()
+    bucket_config(options, target=target).bucket_set()
 
 
 def print_bucket_summary(summary: dict[str, Any], dataset: str) -> None:
