@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
@@ -13,6 +14,8 @@ class ObjectInfo:
     key: str
     size: int
     etag: str | None = None
+    modified: datetime | None = None
+    """Last write, timezone-aware, where the store lists it (the integrity check ages orphans by it)."""
 
 
 @dataclass(frozen=True)

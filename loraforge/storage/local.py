@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -109,7 +110,9 @@ class LocalStore:
             if path.is_file() and not path.name.startswith(".tmp-"):
                 key = path.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
-                    found.append(ObjectInfo(key=key, size=path.stat().st_size))
+                    info = path.stat()
+                    modified = datetime.fromtimestamp(info.st_mtime, tz=UTC)
+                    found.append(ObjectInfo(key=key, size=info.st_size, modified=modified))
         yield from sorted(found, key=lambda info: info.key)
 
     def presigned_url(self, key: str, *, expires_s: int = 3600, method: str = "GET") -> str:

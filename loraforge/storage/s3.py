@@ -112,7 +112,9 @@ class S3Store:
         self._ensure_bucket()
         with _translated(f"list {prefix}"):
             for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
-                yield ObjectInfo(key=obj.object_name or "", size=obj.size or 0, etag=obj.etag)
+                yield ObjectInfo(
+                    key=obj.object_name or "", size=obj.size or 0, etag=obj.etag, modified=obj.last_modified
+                )
 
     def presigned_url(self, key: str, *, expires_s: int = 3600, method: str = "GET") -> str:
         self._ensure_bucket()
