@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,6 +16,7 @@ from loraforge.errors import CatalogError
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATION_LOCK_ID = 0x4C6F7261466F7267  # "LoraForg": the Postgres advisory lock every upgrade takes first
 
 
 class Catalog:
@@ -84,12 +85,20 @@ def alembic_config(engine: Engine) -> object:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision`; a no-op when it is already there."""
+    """Bring the schema to `revision`; a no-op when it is already there.
+
+    Processes that start together on an empty database (API, workers, `loraforge db upgrade`) would each
+    create the tables and `alembic_version`, and all but one fail with UniqueViolation. On Postgres the
+    upgrade first takes a transaction-scoped advisory lock: the others wait, then find the schema current.
+    DDL is transactional there, so the lock is released only with the migration's commit.
+    """
     from alembic import command
 
     config = alembic_config(engine)
     try:
         with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
             config.attributes["connection"] = connection  # type: ignore[attr-defined]
             command.upgrade(config, revision)  # type: ignore[arg-type]
     except OperationalError as exc:
