@@ -35,7 +35,11 @@ class Settings(BaseSettings):
     s3_secret_key: str | None = None
     s3_secure: bool = Field(default=True, description="Use TLS to reach the S3 endpoint.")
     s3_region: str | None = None
-    ray_address: str | None = Field(default=None, description="Ray cluster address; default: start locally.")
+    ray_address: str | None = Field(
+        default=None,
+        description="GCS address (host:6379) of a Ray cluster this process joins as a driver; "
+        "default: start Ray locally.",
+    )
     ray_num_cpus: int | None = Field(default=None, ge=1, description="CPUs for a locally started Ray.")
     prefect_api_url: str | None = Field(default=None, description="Prefect API; default: ephemeral.")
     model_dir: Path | None = Field(default=None, description="Folder holding offline model weights.")
@@ -68,6 +72,19 @@ class Settings(BaseSettings):
     )
     api_token: str | None = Field(default=None, description="Bearer token the API requires, if set.")
     api_url: str = Field(default="http://127.0.0.1:8000", description="Where the dashboard finds the API.")
+    # Scheduled flows served by `loraforge worker`: seconds between runs, a cron expression, or "off".
+    schedule_reap_tasks: str = Field(default="60", description="Stale-task reaper schedule.")
+    schedule_sync_sources: str = Field(default="900", description="Watched-source sync schedule.")
+    schedule_sync_trainings: str = Field(default="60", description="Training-status sync schedule.")
+    schedule_check_integrity: str = Field(default="0 3 * * *", description="Integrity check schedule.")
+    integrity_sample: int = Field(
+        default=100, ge=0, description="Originals whose bytes the integrity check re-hashes per run."
+    )
+    orphan_grace_s: float = Field(
+        default=24 * 3600.0,
+        ge=0,
+        description="Objects no catalog row names are removed once older than this.",
+    )
 
     @field_validator("import_roots", mode="before")
     @classmethod
@@ -75,6 +92,28 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("ray_address")
+    @classmethod
+    def _check_ray_address(cls, value: str | None) -> str | None:
+        if value and value.startswith("ray://"):
+            # Ray Client drivers cannot run Ray Data actor pools ("'Worker' object has no attribute
+            # 'core_worker'"), which every model stage needs.
+            raise ValueError(
+                "Ray Client addresses (ray://) cannot run the model stages; give the cluster's GCS "
+                "address, host:6379, and run this process on a Ray node (see docs/deploy.md)"
+            )
+        return value
+
+    @field_validator(
+        "schedule_reap_tasks", "schedule_sync_sources", "schedule_sync_trainings", "schedule_check_integrity"
+    )
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        from loraforge.schedules import parse_schedule
+
+        parse_schedule(value)  # raises ValueError naming the problem
+        return value.strip()
 
     @field_validator("catalog_url")
     @classmethod

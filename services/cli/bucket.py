@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rich.table import Table
 
 from loraforge.stages.context import Context
 from loraforge.stages.options import BucketOptions
-from services.cli.main import app, err_console, out_console
+from services.cli.main import app, emit_json, err_console, out_console
 from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command
 from services.cli.runtime import cli_context, resolve_dataset, run_with_progress
 
@@ -38,7 +37,7 @@ def bucket(options: BucketOptions, *, dataset: str, workspace: str, as_json: boo
         run=lambda task_id: bucket_flow(dataset_id, options, task_id=task_id),
     )
     if as_json:
-        out_console.print_json(json.dumps(summary))
+        emit_json(summary)
     else:
         print_bucket_summary(summary, dataset)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import typer
@@ -12,7 +11,7 @@ from loraforge.catalog import queries
 from loraforge.config import get_settings
 from loraforge.stages.context import Context, open_context
 from loraforge.stages.options import CaptionOptions
-from services.cli.main import app, err_console, handle_errors, out_console
+from services.cli.main import app, emit_json, err_console, handle_errors, out_console
 from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command
 from services.cli.runtime import cli_context, resolve_dataset, run_with_progress
 
@@ -47,7 +46,7 @@ def caption(options: CaptionOptions, *, dataset: str, workspace: str, as_json: b
         run=lambda task_id: caption_flow(dataset_id, options, task_id=task_id),
     )
     if as_json:
-        out_console.print_json(json.dumps(summary))
+        emit_json(summary)
     else:
         print_caption_summary(summary)
 
@@ -121,7 +120,7 @@ def replace_command(
         dataset_id = queries.find_dataset(session, dataset, workspace).id
         changes = replace_in_captions(session, dataset_id, old, new)
     if as_json:
-        out_console.print_json(json.dumps([change.__dict__ for change in changes]))
+        emit_json([change.__dict__ for change in changes])
         return
     for change in changes:
         out_console.print(f"{change.filename}: {change.after}", highlight=False, soft_wrap=True)
@@ -147,7 +146,7 @@ def list_command(
     if active_only:
         rows = [row for row in rows if row["active"]]
     if as_json:
-        out_console.print_json(json.dumps(rows))
+        emit_json(rows)
         return
     table = Table(title=f"captions of {dataset}")
     for column in ("filename", "variant", "active", "edited", "created", "text"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import typer
@@ -11,7 +10,7 @@ from rich.table import Table
 from loraforge.catalog import queries
 from loraforge.errors import InvalidInput
 from loraforge.stages.options import CurateOptions
-from services.cli.main import app, err_console, handle_errors, out_console
+from services.cli.main import app, emit_json, err_console, handle_errors, out_console
 from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command
 from services.cli.runtime import cli_context, resolve_dataset, run_with_progress
 
@@ -41,7 +40,7 @@ def curate(options: CurateOptions, *, dataset: str, workspace: str, as_json: boo
         run=lambda task_id: curate_flow(dataset_id, options, task_id=task_id),
     )
     if as_json:
-        out_console.print_json(json.dumps(summary))
+        emit_json(summary)
     else:
         print_curate_summary(summary, dataset)
 
@@ -107,7 +106,7 @@ def review(
             for c in changes
         ]
     if as_json:
-        print(json.dumps({"dataset": dataset, "changes": rows}, indent=2))
+        emit_json({"dataset": dataset, "changes": rows})
         return
     table = Table(title=f"review of {dataset}")
     for column in ("filename", "was", "now", "reason"):

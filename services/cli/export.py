@@ -15,7 +15,7 @@ from loraforge.errors import InvalidInput
 from loraforge.stages.context import open_context
 from loraforge.stages.datasets import get_dataset
 from loraforge.stages.options import ExportOptions
-from services.cli.main import app, err_console, handle_errors, out_console
+from services.cli.main import app, emit_json, err_console, handle_errors, out_console
 from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command, out_param
 from services.cli.runtime import cli_context, resolve_dataset, run_with_progress
 
@@ -76,7 +76,7 @@ def export(options: ExportOptions, *, dataset: str, out: str | None, workspace: 
         err_console.print(str(exc), highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
     if as_json:
-        out_console.print_json(json.dumps(result))
+        emit_json(result)
         return
     table = Table(title=f"export {result['export_id']} of {dataset} ({options.format})", show_header=False)
     for label, key in (
@@ -149,7 +149,7 @@ def show_versions(dataset: str, workspace: str, *, include_all: bool, as_json: b
             for row in list_exports(session, dataset_id, include_all=include_all)
         ]  # fmt: skip
     if as_json:
-        print(json.dumps(rows, indent=2))
+        emit_json(rows)
         return
     table = Table(title=f"exports of {dataset}")
     table.add_column("id", no_wrap=True)
@@ -209,7 +209,7 @@ def diff_command(
         payload = {"a": names[0], "b": names[1], "identical": diff.identical, "added": diff.added,
                    "removed": diff.removed, "changed": diff.changed,
                    "settings_changed": {k: list(v) for k, v in diff.settings_changed.items()}}  # fmt: skip
-        print(json.dumps(payload, indent=2))
+        emit_json(payload)
         return
     if diff.identical:
         out_console.print(f"identical: {names[0]} and {names[1]} hold the same files and settings")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from rich.table import Table
 
 from loraforge.errors import InvalidInput
 from loraforge.stages.options import IngestOptions
-from services.cli.main import app, err_console, out_console
+from services.cli.main import app, emit_json, err_console, out_console
 from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command
 from services.cli.runtime import cli_context, resolve_dataset, run_with_progress
 
@@ -40,7 +39,7 @@ def ingest(options: IngestOptions, *, dataset: str, workspace: str, as_json: boo
         run=lambda task_id: ingest_flow(dataset_id, options, task_id=task_id),
     )
     if as_json:
-        out_console.print_json(json.dumps(summary))
+        emit_json(summary)
     else:
         print_ingest_summary(summary, dataset)
 

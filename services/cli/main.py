@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -27,15 +28,43 @@ app.add_typer(db_app, name="db")
 err_console = Console(stderr=True)
 out_console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
+_json_out: IO[str] | None = None
+"""Where `--json` output goes: the real stdout, once `keep_stdout_for_json` moved everything else off it."""
 
 
 @app.callback()
 def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show orchestration logs.")) -> None:
+    if "--json" in sys.argv[1:]:
+        keep_stdout_for_json()
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     # Prefect and Ray are chatty; a user of the CLI wants the progress bar and the summary.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+
+
+def keep_stdout_for_json() -> None:
+    """Send everything written to stdout to stderr, keeping the real stdout for `emit_json` alone.
+
+    The redirect is at the file-descriptor level, so it also holds for what Ray, Prefect, native
+    libraries and child processes write: a script piping `--json` output gets JSON and nothing else.
+    """
+    global _json_out
+    if _json_out is not None:
+        return
+    sys.stdout.flush()
+    _json_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+
+
+def emit_json(data: Any) -> None:
+    """Print a command's `--json` result: indented JSON on the real stdout, and only that."""
+    text = json.dumps(data, indent=2, default=str)
+    if _json_out is None:
+        print(text, flush=True)
+        return
+    _json_out.write(text + "\n")
+    _json_out.flush()
 
 
 def handle_errors(command: F) -> F:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 from rich.table import Table
 
@@ -11,7 +9,7 @@ from loraforge.catalog import queries
 from loraforge.config import get_settings
 from loraforge.stages.context import open_context
 from loraforge.stages.report import dataset_report
-from services.cli.main import app, handle_errors, out_console
+from services.cli.main import app, emit_json, handle_errors, out_console
 
 
 @app.command()
@@ -26,7 +24,7 @@ def report(
     with ctx.catalog.session() as session:
         data = dataset_report(session, queries.find_dataset(session, dataset, workspace))
     if as_json:
-        print(json.dumps(data, indent=2, default=str))
+        emit_json(data)
         return
     table = Table(title=f"{data['dataset']}: {len(data['images'])} images {data['counts']}")
     for column in ("filename", "size", "status", "reason", "bucket", "caption"):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rich.table import Table
 
 from loraforge.stages.options import BuildOptions
 from services.cli.ingest import check_sources
-from services.cli.main import app, err_console, out_console
+from services.cli.main import app, emit_json, err_console, out_console
 from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command, out_param
 from services.cli.runtime import cli_context, resolve_dataset, run_with_stage_bars
 
@@ -47,7 +46,7 @@ def run(options: BuildOptions, *, dataset: str, out: str | None, workspace: str,
         run=lambda task_id: build_dataset_flow(dataset_id, options, task_id=task_id, out=out),
     )
     if as_json:
-        print(json.dumps(summary, indent=2, default=str))
+        emit_json(summary)
     else:
         print_summary(summary)
 

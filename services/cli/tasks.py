@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 from rich.table import Table
 from sqlalchemy import select
@@ -11,7 +9,7 @@ from sqlalchemy import select
 from loraforge import tasks
 from loraforge.catalog.models import Task
 from loraforge.catalog.queries import DEFAULT_WORKSPACE
-from services.cli.main import app, handle_errors, out_console
+from services.cli.main import app, emit_json, handle_errors, out_console
 from services.cli.runtime import cli_context, resolve_dataset
 
 tasks_app = typer.Typer(
@@ -51,7 +49,7 @@ def list_command(
             for row in rows
         ]
     if as_json:
-        out_console.print_json(json.dumps(listed))
+        emit_json(listed)
         return
     table = Table(title=f"runs of {dataset}")
     for column in ("id", "kind", "status", "progress", "created", "error"):
