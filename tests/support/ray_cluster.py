@@ -315,14 +315,21 @@ class RayCluster:
         Ray writes `:task_name:<function>` into a worker's log as a task begins; this tells which node
         ran what without any hook in the code under test.
         """
+        return self._logged(":task_name:")
+
+    def actor_names(self) -> dict[str, Counter[str]]:
+        """Node name -> how many actors of each class were created there (Ray logs `:actor_name:<class>`)."""
+        return self._logged(":actor_name:")
+
+    def _logged(self, prefix: str) -> dict[str, Counter[str]]:
         found: dict[str, Counter[str]] = {}
         for node in self.node_manager_ports:
             counts: Counter[str] = Counter()
             for path in (self.root / node / "session_latest" / "logs").glob("worker-*.out"):
                 with contextlib.suppress(OSError):
                     for line in path.read_text(errors="replace").splitlines():
-                        if line.startswith(":task_name:"):
-                            counts[line.removeprefix(":task_name:")] += 1
+                        if line.startswith(prefix):
+                            counts[line.removeprefix(prefix)] += 1
             found[node] = counts
         return found
 

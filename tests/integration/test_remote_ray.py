@@ -1,4 +1,7 @@
-"""Ingest on a separate two-node Ray cluster: pictures reach the workers as object keys, never as paths.
+"""Stages on a separate two-node Ray cluster joined by its GCS address (LORAFORGE_RAY_ADDRESS, host:port).
+
+Ingest: pictures reach the workers as object keys, never as paths. Caption: a model stage runs its Ray
+Data actor pool on the cluster, which Ray Client (`ray://`) cannot do.
 
 The cluster (tests/support/ray_cluster.py) is a head and a worker node started with `ray start`, each
 with its own working directory. Both nodes share this machine's disk, so the proof must not rest on
@@ -204,3 +207,51 @@ def test_staged_batch_is_ingested_after_the_source_folder_is_deleted(
     assert summary["failures"] == []
     assert summary["added"] == len(photos)
     _assert_ingested_remotely(remote_env, dataset_id, photos)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_model_caption_stage_runs_its_actor_pool_on_the_cluster(
+    remote_env: RayCluster, tmp_path: Path
+) -> None:
+    """The GPU scaling path: a model stage's Ray Data actor pool, reached through LORAFORGE_RAY_ADDRESS.
+
+    Through Ray Client (`ray://`) this failed with "'Worker' object has no attribute 'core_worker'". The
+    model lies in a folder every node sees, as the chart's models volume is.
+    """
+    from flows.caption import caption_flow
+    from flows.ingest import ingest_flow
+    from loraforge.catalog.models import Caption, Image
+    from loraforge.stages.context import open_context
+    from loraforge.stages.options import CaptionOptions, IngestOptions
+    from tests.support.tiny_models import build_tiny_blip
+
+    photos = _make_photos(tmp_path / "photos")
+    model = build_tiny_blip(tmp_path / "models" / "tiny-blip")
+    dataset_id = _new_dataset("remote-caption")
+    assert ingest_flow(dataset_id, IngestOptions(sources=[str(tmp_path / "photos")]))["failures"] == []
+
+    summary = caption_flow(
+        dataset_id,
+        CaptionOptions(captioner="blip", model=str(model), trigger="ohwx", batch_size=2, pool_size=1),
+    )
+
+    assert (summary["captioned"], summary["failed"]) == (len(photos), 0), summary
+    assert ray.get_runtime_context().gcs_address == remote_env.address
+    with open_context().catalog.session() as session:
+        captions = session.scalars(
+            select(Caption.text)
+            .join(Image, Image.id == Caption.image_id)
+            .where(Image.dataset_id == dataset_id, Caption.is_active, Caption.variant == "blip")
+        ).all()
+    assert len(captions) == len(photos) and all(text.startswith("ohwx") for text in captions)
+    # The model ran in actors that the cluster's nodes created (Ray logs each actor's class on its node).
+    deadline = time.monotonic() + 10
+    while True:
+        actors = {node: counts for node, counts in remote_env.actor_names().items() if counts}
+        model_actors = sum(
+            count for counts in actors.values() for name, count in counts.items() if "_StageUDF" in name
+        )
+        if model_actors or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert model_actors >= 1, remote_env.actor_names()
