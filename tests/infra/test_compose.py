@@ -28,6 +28,9 @@ SERVICES = {
 }
 LONG_RUNNING = SERVICES - {"minio-init", "migrate"}
 APP_SERVICES = {"migrate", "prefect", "ray-head", "ray-worker", "api", "ui", "worker"}
+# The containers that run flows, and so Ray drivers: they join the cluster through the wrapper first.
+RAY_DRIVERS = {"api", "worker"}
+RAY_NODE_ENTRYPOINT = "/usr/local/bin/ray-node-entrypoint"
 
 
 def compose_binary() -> str:
@@ -104,16 +107,30 @@ def test_gpu_worker_only_in_gpu_profile(tmp_path: Path) -> None:
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia"
     assert "gpu" in devices[0]["capabilities"]
-    assert gpu["build"]["args"]["TORCH_INDEX_URL"] != "https://download.pytorch.org/whl/cpu"
+    # The GPU variant of the image, under its own tag, so it never replaces the CPU one.
+    assert gpu["build"]["args"]["TORCH_VARIANT"] == "gpu"
+    assert gpu["image"] == "loraforge:local-gpu"
+    assert "--num-gpus=1" in gpu["command"]
 
 
 def test_long_running_services_have_healthchecks_or_wait_on_one(tmp_path: Path) -> None:
     services = compose_config(tmp_path)["services"]
-    for name in LONG_RUNNING - {"ray-worker", "worker"}:
+    for name in LONG_RUNNING - {"ray-worker"}:
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
-    # Services without a port to probe start once what they need is healthy.
+    # A Ray worker has nothing of its own to probe; it starts once the head is healthy.
     assert services["ray-worker"]["depends_on"]["ray-head"]["condition"] == "service_healthy"
-    assert services["worker"]["depends_on"]["prefect"]["condition"] == "service_healthy"
+    for name in RAY_DRIVERS:
+        assert services[name]["depends_on"]["ray-head"]["condition"] == "service_healthy"
+        assert services[name]["depends_on"]["prefect"]["condition"] == "service_healthy"
+
+
+def test_worker_health_is_the_prefect_runners(tmp_path: Path) -> None:
+    worker = compose_config(tmp_path)["services"]["worker"]
+    env = worker["environment"]
+    # Prefect's runner webserver, bound to localhost: its /shutdown route must not be reachable from outside.
+    assert (env["PREFECT_RUNNER_SERVER_ENABLE"], env["PREFECT_RUNNER_SERVER_HOST"]) == ("true", "127.0.0.1")
+    probe = " ".join(worker["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{env['PREFECT_RUNNER_SERVER_PORT']}/health" in probe
 
 
 def test_api_health_probe_uses_the_api_route(tmp_path: Path) -> None:
@@ -141,7 +158,7 @@ def test_settings_are_wired_into_every_app_service(tmp_path: Path) -> None:
         assert env["LORAFORGE_STORAGE_URL"] == "s3://loraforge"
         assert env["LORAFORGE_S3_ENDPOINT"] == "minio:9000"
         assert env["LORAFORGE_S3_SECURE"] == "false"
-        assert env["LORAFORGE_RAY_ADDRESS"] == "ray://ray-head:10001"
+        assert env["LORAFORGE_RAY_ADDRESS"] == "ray-head:6379"
         assert env["PREFECT_API_URL"] == env["LORAFORGE_PREFECT_API_URL"] == "http://prefect:4200/api"
         assert env["LORAFORGE_MODEL_DIR"] == "/models"
         assert env["LORAFORGE_API_TOKEN"] == "tok"
@@ -169,14 +186,36 @@ def test_dashboard_gets_only_the_api_address(tmp_path: Path) -> None:
     assert "services/ui/app.py" in ui["command"]
 
 
-def test_ray_nodes_share_auth_token_and_shm(tmp_path: Path) -> None:
-    services = compose_config(tmp_path, env={"RAY_AUTH_TOKEN": "ray-tok"})["services"]
-    for name in ("ray-head", "ray-worker", "worker"):
+def test_ray_nodes_and_drivers_share_auth_token_and_shm(tmp_path: Path) -> None:
+    services = compose_config(tmp_path, "--profile", "gpu", env={"RAY_AUTH_TOKEN": "ray-tok"})["services"]
+    for name in ("ray-head", "ray-worker", "ray-gpu-worker", *RAY_DRIVERS):
         env = services[name]["environment"]
         assert (env["RAY_AUTH_MODE"], env["RAY_AUTH_TOKEN"]) == ("token", "ray-tok")
-    for name in ("ray-head", "ray-worker"):
+        # Every node holds an object store in /dev/shm, the drivers' zero-resource nodes included.
         assert int(services[name]["shm_size"]) >= 1024**3
-    assert "--ray-client-server-port=10001" in services["ray-head"]["command"]
+
+
+def test_drivers_join_the_head_gcs_as_zero_resource_nodes(tmp_path: Path) -> None:
+    services = compose_config(tmp_path, "--profile", "gpu")["services"]
+    head_port = next(a for a in services["ray-head"]["command"] if a.startswith("--port=")).split("=")[1]
+    for name in RAY_DRIVERS:
+        service = services[name]
+        # tini stays PID 1 (it reaps the raylet's processes); the wrapper joins, then runs the command.
+        assert service["entrypoint"] == ["/usr/bin/tini", "--", RAY_NODE_ENTRYPOINT]
+        assert service["environment"]["LORAFORGE_RAY_ADDRESS"] == f"ray-head:{head_port}"
+    assert services["api"]["command"][:2] == ["loraforge", "serve"]
+    # The Ray nodes themselves are full nodes: no wrapper, and they join the same GCS.
+    for name in ("ray-head", "ray-worker", "ray-gpu-worker"):
+        assert RAY_NODE_ENTRYPOINT not in (services[name].get("entrypoint") or [])
+    for name in ("ray-worker", "ray-gpu-worker"):
+        assert f"--address=ray-head:{head_port}" in services[name]["command"]
+
+
+def test_no_ray_client_address_or_port(tmp_path: Path) -> None:
+    result = run_compose(tmp_path, "--profile", "gpu", "config")
+    assert result.returncode == 0, result.stderr
+    assert "ray://" not in result.stdout
+    assert "10001" not in result.stdout
 
 
 def test_postgres_runs_the_init_script(tmp_path: Path) -> None:
@@ -191,4 +230,5 @@ def test_postgres_runs_the_init_script(tmp_path: Path) -> None:
 def test_app_services_build_the_one_image(tmp_path: Path, service: str) -> None:
     config = compose_config(tmp_path)["services"][service]
     assert config["build"]["dockerfile"] == "infra/docker/Dockerfile"
+    assert config["build"]["args"]["TORCH_VARIANT"] == "cpu"
     assert config["image"] == "loraforge:local"

@@ -23,6 +23,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 INFRA = REPO_ROOT / "infra"
 DOCKERFILE = INFRA / "docker" / "Dockerfile"
 ENTRYPOINTS = {d.entrypoint for d in DEPLOYMENTS}
+# Where the image installs infra/docker/ray-node-entrypoint.sh; compose and the chart call it by this path.
+RAY_NODE_ENTRYPOINT = "/usr/local/bin/ray-node-entrypoint"
 
 
 def instructions() -> list[dockerfile.Command]:
@@ -56,10 +58,80 @@ def test_dockerfile_parses_and_passes_hadolint() -> None:
 def test_dockerfile_defaults_to_slim_python_and_cpu_torch() -> None:
     args = dict(c.value[0].split("=", 1) for c in instructions() if c.cmd == "ARG" and "=" in c.value[0])
     assert args["BASE_IMAGE"] == "python:3.11-slim"
-    assert args["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    assert args["TORCH_VARIANT"] == "cpu"
+    # Empty: the variant picks the index (test_torch_step_installs_the_variants_build).
+    assert args["TORCH_INDEX_URL"] == '""'
     # The torch pre-install must be the build pyproject.toml pins, or `pip install .` replaces it.
     assert args["TORCH_VERSION"] == pyproject_pin("torch")
     assert args["TORCHVISION_VERSION"] == pyproject_pin("torchvision")
+
+
+# The fake pip records its arguments; the fake python answers torch.version.cuda with $FAKE_CUDA.
+FAKE_PIP = '#!/bin/sh\necho "$*" > "$PIP_LOG"\n'
+FAKE_PYTHON = '#!/bin/sh\necho "$FAKE_CUDA"\n'
+
+
+def run_torch_step(
+    tmp_path: Path, build_args: dict[str, str], cuda: str
+) -> tuple[subprocess.CompletedProcess, str]:
+    """Run the builder's torch RUN as BuildKit would: /bin/sh -c, the build ARGs in the environment."""
+    builder = stage_of(instructions(), "builder")
+    runs = [c for c in builder if c.cmd == "RUN" and "torch==" in c.value[0]]
+    assert len(runs) == 1
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("pip", FAKE_PIP), ("python", FAKE_PYTHON)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    env = {
+        key: value.strip('"') for key, value in (c.value[0].split("=", 1) for c in builder if c.cmd == "ARG")
+    }
+    env.update(build_args)
+    pip_log = tmp_path / "pip.log"
+    env.update({"PATH": f"{bin_dir}:/usr/bin:/bin", "PIP_LOG": str(pip_log), "FAKE_CUDA": cuda})
+    result = subprocess.run(
+        ["/bin/sh", "-c", runs[0].value[0]], capture_output=True, text=True, env=env, timeout=60
+    )
+    return result, pip_log.read_text().strip() if pip_log.exists() else ""
+
+
+@pytest.mark.parametrize(
+    ("build_args", "cuda", "index"),
+    [
+        ({"TORCH_VARIANT": "cpu"}, "none", "https://download.pytorch.org/whl/cpu"),
+        ({"TORCH_VARIANT": "gpu"}, "12.8", "https://pypi.org/simple"),
+        (
+            {"TORCH_VARIANT": "gpu", "TORCH_INDEX_URL": "https://download.pytorch.org/whl/cu128"},
+            "12.8",
+            "https://download.pytorch.org/whl/cu128",
+        ),
+    ],
+    ids=["cpu", "gpu", "gpu-own-index"],
+)
+def test_torch_step_installs_the_variants_build(
+    tmp_path: Path, build_args: dict[str, str], cuda: str, index: str
+) -> None:
+    result, pip_args = run_torch_step(tmp_path, build_args, cuda)
+    assert result.returncode == 0, result.stderr
+    assert pip_args.startswith(f"install --index-url {index} --extra-index-url https://pypi.org/simple ")
+    assert pip_args.endswith(f"torch=={pyproject_pin('torch')} torchvision=={pyproject_pin('torchvision')}")
+
+
+@pytest.mark.parametrize(
+    ("build_args", "cuda", "message"),
+    [
+        ({"TORCH_VARIANT": "cpu"}, "12.8", "does not fit TORCH_VARIANT=cpu"),
+        ({"TORCH_VARIANT": "gpu"}, "none", "does not fit TORCH_VARIANT=gpu"),
+        ({"TORCH_VARIANT": "cuda"}, "12.8", "TORCH_VARIANT must be cpu or gpu"),
+    ],
+    ids=["cuda-wheel-in-cpu-image", "cpu-wheel-in-gpu-image", "unknown-variant"],
+)
+def test_torch_step_fails_the_build_on_a_mismatch(
+    tmp_path: Path, build_args: dict[str, str], cuda: str, message: str
+) -> None:
+    result, _ = run_torch_step(tmp_path, build_args, cuda)
+    assert result.returncode != 0
+    assert message in result.stderr
 
 
 def test_dockerfile_installs_the_package_and_runs_as_non_root() -> None:
@@ -68,7 +140,20 @@ def test_dockerfile_installs_the_package_and_runs_as_non_root() -> None:
     assert any(c.cmd == "RUN" and c.value[0].strip() == "pip install ." for c in builder)
     users = [c.value[0] for c in runtime if c.cmd == "USER"]
     assert users and users[-1].split(":")[0] not in {"0", "root"}
-    assert commands[-1].cmd == "CMD" and "services.api.main:app" in commands[-1].value
+    entrypoint = next(c for c in runtime if c.cmd == "ENTRYPOINT")
+    assert list(entrypoint.value) == ["/usr/bin/tini", "--"]
+    assert commands[-1].cmd == "CMD"
+    assert list(commands[-1].value) == ["loraforge", "serve", "--host", "0.0.0.0", "--port", "8000"]
+
+
+def test_dockerfile_installs_the_ray_node_entrypoint() -> None:
+    copies = [c for c in stage_of(instructions(), "runtime") if c.cmd == "COPY"]
+    wrapper = next(c for c in copies if c.value[0] == "infra/docker/ray-node-entrypoint.sh")
+    assert list(wrapper.value) == ["infra/docker/ray-node-entrypoint.sh", RAY_NODE_ENTRYPOINT]
+    assert "--chmod=0755" in wrapper.flags
+    # Nothing in the ignore list keeps the script out of the build context.
+    patterns = {p.strip() for p in (INFRA / "docker" / "dockerignore").read_text().splitlines()}
+    assert not {"infra", "infra/", "infra/docker", "*.sh", "**/*.sh"} & patterns
 
 
 def test_dockerfile_copies_sources_that_exist() -> None:
