@@ -35,6 +35,22 @@ class Settings(BaseSettings):
     s3_secret_key: str | None = None
     s3_secure: bool = Field(default=True, description="Use TLS to reach the S3 endpoint.")
     s3_region: str | None = None
+    storage_retries: int = Field(
+        default=5,
+        ge=0,
+        le=30,
+        description="Retries of an object-store call after a transient error (connection refused or reset, "
+        "timeout, HTTP 5xx, SlowDown); client errors such as 404 or 403 are never retried.",
+    )
+    storage_retry_backoff_s: float = Field(
+        default=0.5, ge=0, description="Wait before the first object-store retry; it doubles on each retry."
+    )
+    storage_retry_max_backoff_s: float = Field(
+        default=8.0, ge=0, description="Longest wait between two object-store retries."
+    )
+    storage_timeout_s: float = Field(
+        default=60.0, gt=0, description="Connect and read timeout of one object-store request."
+    )
     ray_address: str | None = Field(
         default=None,
         description="GCS address (host:6379) of a Ray cluster this process joins as a driver; "

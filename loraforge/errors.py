@@ -27,6 +27,14 @@ class StorageError(LoraForgeError):
     """The object store failed to read or write."""
 
 
+class StorageUnavailable(StorageError):
+    """The object store could not be reached, or kept failing, through all its retries.
+
+    Unlike other storage errors this says nothing about the object asked for: the same call may succeed
+    later, so the work is worth retrying (a shard is run again) rather than recording a failure.
+    """
+
+
 class ModelError(LoraForgeError):
     """A model could not be loaded or failed on its input."""
 
@@ -38,3 +46,17 @@ class CatalogError(LoraForgeError):
 class Forbidden(LoraForgeError):
     """The caller may not do this here (a server path outside the import roots, a setting only the
     operator may choose)."""
+
+
+class IncompleteRun(LoraForgeError):
+    """A run ended with items it could not finish for a reason outside the items themselves (the object
+    store unavailable or refusing writes). The message names them; running it again does what is missing."""
+
+    def __init__(self, message: str, items: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message, items or [])
+        self.message = message
+        self.items = items or []
+        """One {"name", "reason"} per item not done."""
+
+    def __str__(self) -> str:
+        return self.message

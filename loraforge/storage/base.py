@@ -28,6 +28,11 @@ class StoreConfig:
     secret_key: str | None = None
     secure: bool = True
     region: str | None = None
+    retries: int = 5
+    """Retries of a call after a transient error (loraforge.storage.retry says which errors are)."""
+    retry_backoff_s: float = 0.5
+    retry_max_backoff_s: float = 8.0
+    timeout_s: float = 60.0
 
     @classmethod
     def from_settings(cls, settings: object) -> StoreConfig:
@@ -41,6 +46,10 @@ class StoreConfig:
             secret_key=settings.s3_secret_key,
             secure=settings.s3_secure,
             region=settings.s3_region,
+            retries=settings.storage_retries,
+            retry_backoff_s=settings.storage_retry_backoff_s,
+            retry_max_backoff_s=settings.storage_retry_max_backoff_s,
+            timeout_s=settings.storage_timeout_s,
         )
 
 

@@ -1,19 +1,28 @@
-"""ObjectStore on S3 / MinIO through the minio SDK; streams large objects in multipart uploads."""
+"""ObjectStore on S3 / MinIO through the minio SDK; streams large objects in multipart uploads.
+
+Every call goes through a Retrier (loraforge.storage.retry): transient errors are retried with back-off,
+client errors (404, 403, bad input) are not. The SDK's own hidden urllib3 retry is switched off.
+"""
 
 from __future__ import annotations
 
+import functools
 import io
+import itertools
+import os
 import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO, Literal, cast
+from typing import Any, BinaryIO, cast
 
 from loraforge.errors import NotFound, StorageError
 from loraforge.storage.base import ObjectInfo, StoreConfig, check_key
+from loraforge.storage.retry import Retrier, RetryPolicy
 
 _PART_SIZE = 16 * 1024 * 1024
-_MISSING = {"NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound"}
+_LIST_PAGE = 1000
+"""Keys per list request (the S3 maximum): a failed page is asked again from the last key listed."""
 
 
 class S3Store:
@@ -31,15 +40,22 @@ class S3Store:
             secret_key=config.secret_key,
             secure=config.secure,
             region=config.region,
+            http_client=_http_pool(config.timeout_s),
+        )
+        self.retrier = Retrier(
+            RetryPolicy(config.retries, config.retry_backoff_s, config.retry_max_backoff_s), config.endpoint
         )
         self._bucket_ready = False
 
     def _ensure_bucket(self) -> None:
         if self._bucket_ready:
             return
-        with _translated(f"bucket {self.bucket}"):
+
+        def create_if_missing() -> None:
             if not self.client.bucket_exists(self.bucket):
                 self.client.make_bucket(self.bucket)
+
+        self.retrier.call(f"bucket {self.bucket}", create_if_missing)
         self._bucket_ready = True
 
     def put(
@@ -57,15 +73,27 @@ class S3Store:
             length = len(data)
         else:
             stream = data
-        with _translated(key):
-            result = self.client.put_object(
+        start = _position(stream)
+
+        def rewind() -> bool:
+            # A retry must send the same bytes again: possible for bytes and files, not for a socket.
+            if start is None:
+                return False
+            stream.seek(start)
+            return True
+
+        result = self.retrier.call(
+            key,
+            lambda: self.client.put_object(
                 self.bucket,
                 key,
                 stream,
                 length=length if length is not None else -1,
                 part_size=_PART_SIZE,
                 content_type=content_type,
-            )
+            ),
+            rewind=rewind,
+        )
         size = length if length is not None else self.stat(key).size
         return ObjectInfo(key=key, size=size, etag=result.etag)
 
@@ -74,16 +102,25 @@ class S3Store:
             return self.put(key, stream, length=Path(path).stat().st_size, content_type=content_type)
 
     def get(self, key: str) -> bytes:
-        response = self.open(key)
-        try:
-            return response.read()
-        finally:
-            response.close()
+        check_key(key)
+        self._ensure_bucket()
+
+        def fetch() -> bytes:
+            # Request and body in one retried call: a connection reset half-way through is retried too.
+            response = self.client.get_object(self.bucket, key)
+            try:
+                return cast(bytes, response.read())
+            finally:
+                response.close()
+                response.release_conn()
+
+        return self.retrier.call(key, fetch)
 
     def open(self, key: str) -> BinaryIO:
+        """A stream of the object; the request is retried, reading the stream is the caller's."""
+        check_key(key)
         self._ensure_bucket()
-        with _translated(check_key(key)):
-            response = self.client.get_object(self.bucket, key)
+        response = self.retrier.call(key, lambda: self.client.get_object(self.bucket, key))
         return cast(BinaryIO, _ResponseStream(response))
 
     def download(self, key: str, path: Path) -> None:
@@ -91,9 +128,9 @@ class S3Store:
             shutil.copyfileobj(source, target, 1024 * 1024)
 
     def stat(self, key: str) -> ObjectInfo:
+        check_key(key)
         self._ensure_bucket()
-        with _translated(check_key(key)):
-            info = self.client.stat_object(self.bucket, key)
+        info = self.retrier.call(key, lambda: self.client.stat_object(self.bucket, key))
         return ObjectInfo(key=key, size=info.size or 0, etag=info.etag)
 
     def exists(self, key: str) -> bool:
@@ -104,24 +141,62 @@ class S3Store:
         return True
 
     def delete(self, key: str) -> None:
+        check_key(key)
         self._ensure_bucket()
-        with _translated(check_key(key)):
-            self.client.remove_object(self.bucket, key)
+        self.retrier.call(key, lambda: self.client.remove_object(self.bucket, key))
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         self._ensure_bucket()
-        with _translated(f"list {prefix}"):
-            for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
-                yield ObjectInfo(
-                    key=obj.object_name or "", size=obj.size or 0, etag=obj.etag, modified=obj.last_modified
-                )
+        after: str | None = None
+        while True:
+            next_page = functools.partial(_list_page, self.client, self.bucket, prefix, after)
+            page = self.retrier.call(f"list {prefix}", next_page)
+            yield from page
+            if len(page) < _LIST_PAGE:
+                return
+            after = page[-1].key
 
     def presigned_url(self, key: str, *, expires_s: int = 3600, method: str = "GET") -> str:
+        check_key(key)
         self._ensure_bucket()
-        with _translated(check_key(key)):
-            return self.client.get_presigned_url(
+        # Signing may first ask the server for the bucket's region.
+        return self.retrier.call(
+            key,
+            lambda: self.client.get_presigned_url(
                 method, self.bucket, key, expires=timedelta(seconds=expires_s)
-            )
+            ),
+        )
+
+
+def _http_pool(timeout_s: float) -> Any:
+    """The SDK's default connection pool, less its hidden retry: S3Store's Retrier is the only one."""
+    import certifi
+    import urllib3
+
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=timeout_s, read=timeout_s),
+        maxsize=10,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        retries=False,
+    )
+
+
+def _list_page(client: Any, bucket: str, prefix: str, after: str | None) -> list[ObjectInfo]:
+    """One list request's keys: the SDK fetches a next page only when iterated past this one."""
+    listing = client.list_objects(bucket, prefix=prefix, recursive=True, start_after=after)
+    return [
+        ObjectInfo(key=obj.object_name or "", size=obj.size or 0, etag=obj.etag, modified=obj.last_modified)
+        for obj in itertools.islice(listing, _LIST_PAGE)
+    ]
+
+
+def _position(stream: BinaryIO) -> int | None:
+    """Where a seekable stream stands now; None when it cannot be rewound."""
+    try:
+        return stream.tell() if stream.seekable() else None
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 class _ResponseStream(io.RawIOBase):
@@ -148,26 +223,3 @@ class _ResponseStream(io.RawIOBase):
             self._response.close()  # type: ignore[attr-defined]
             self._response.release_conn()  # type: ignore[attr-defined]
         super().close()
-
-
-class _translated:
-    """Turn minio and connection errors into NotFound / StorageError naming the object."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> Literal[False]:
-        if exc is None:
-            return False
-        from minio.error import MinioException, S3Error
-
-        if isinstance(exc, S3Error) and exc.code in _MISSING:
-            raise NotFound(f"object {self.what} not found") from exc
-        if isinstance(exc, MinioException | OSError):
-            raise StorageError(f"object store error on {self.what}: {exc}") from exc
-        if exc.__class__.__module__.startswith("urllib3"):
-            raise StorageError(f"object store unreachable for {self.what}: {exc}") from exc
-        return False
