@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from loraforge.errors import NotFound
+from loraforge.schedules import parse_schedule
 
 if TYPE_CHECKING:
     from prefect import Flow
     from prefect.deployments.runner import RunnerDeployment
+
+    from loraforge.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,8 @@ class FlowDeployment:
     """The `name` given to `@flow`."""
     entrypoint: str
     """`path/to/file.py:function`, relative to the repository root (as prefect.yaml writes it)."""
+    schedule_setting: str | None = None
+    """For scheduled flows: the Settings field holding their schedule (seconds, cron or "off")."""
 
     @property
     def deployment_name(self) -> str:
@@ -53,11 +58,34 @@ DEPLOYMENTS: tuple[FlowDeployment, ...] = (
     FlowDeployment("build", "build-dataset", "flows/build_dataset.py:build_dataset_flow"),
 )
 BY_KEY: dict[str, FlowDeployment] = {deployment.key: deployment for deployment in DEPLOYMENTS}
+"""The pipeline stages: what the API and the CLI start runs of."""
+
+SCHEDULED: tuple[FlowDeployment, ...] = (
+    FlowDeployment(
+        "reap-tasks", "reap-stale-tasks", "flows/maintenance.py:reap_stale_tasks_flow", "schedule_reap_tasks"
+    ),
+    FlowDeployment(
+        "sync-sources", "sync-sources", "flows/maintenance.py:sync_sources_flow", "schedule_sync_sources"
+    ),
+    FlowDeployment(
+        "sync-trainings",
+        "sync-trainings",
+        "flows/maintenance.py:sync_trainings_flow",
+        "schedule_sync_trainings",
+    ),
+    FlowDeployment(
+        "check-integrity",
+        "check-integrity",
+        "flows/maintenance.py:check_integrity_flow",
+        "schedule_check_integrity",
+    ),
+)
+"""Maintenance flows the worker serves on a schedule (loraforge/config.py: `schedule_*`)."""
 
 
 def load_flow(key: str) -> Flow[..., Any]:
-    """The Prefect flow of a stage; NotFound when its module is not part of this installation."""
-    deployment = BY_KEY[key]
+    """The Prefect flow of a stage or scheduled flow; NotFound when its module is not installed."""
+    deployment = BY_KEY.get(key) or {d.key: d for d in SCHEDULED}[key]
     try:
         module = importlib.import_module(deployment.module)
     except ModuleNotFoundError as exc:
@@ -79,6 +107,21 @@ def available_flows() -> dict[str, Flow[..., Any]]:
     return found
 
 
-def to_deployments() -> list[RunnerDeployment]:
-    """One deployment per importable flow, named DEPLOYMENT_NAME: what `loraforge worker` serves."""
-    return [flow.to_deployment(name=DEPLOYMENT_NAME) for flow in available_flows().values()]
+def to_deployments(settings: Settings | None = None) -> list[RunnerDeployment]:
+    """What `loraforge worker` serves: every importable pipeline flow, plus the scheduled flows with the
+    schedules their settings give. All are named DEPLOYMENT_NAME."""
+    from loraforge.config import get_settings
+
+    settings = settings or get_settings()
+    served = [flow.to_deployment(name=DEPLOYMENT_NAME) for flow in available_flows().values()]
+    for deployment in SCHEDULED:
+        schedule = parse_schedule(getattr(settings, deployment.schedule_setting or ""))
+        served.append(
+            load_flow(deployment.key).to_deployment(
+                name=DEPLOYMENT_NAME,
+                interval=schedule.interval_s,
+                cron=schedule.cron,
+                description=f"Scheduled by LORAFORGE_{(deployment.schedule_setting or '').upper()}.",
+            )
+        )
+    return served

@@ -12,16 +12,21 @@ import pytest
 import yaml
 
 from flows import deployments
-from flows.deployments import BY_KEY, DEPLOYMENT_NAME, DEPLOYMENTS, FlowDeployment
+from flows.deployments import BY_KEY, DEPLOYMENT_NAME, DEPLOYMENTS, SCHEDULED, FlowDeployment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFECT_YAML = REPO_ROOT / "infra" / "prefect" / "prefect.yaml"
 
 
+ALL = (*DEPLOYMENTS, *SCHEDULED)
+
+
 def test_registry_keys_names_and_entrypoints_are_unique() -> None:
     assert len(BY_KEY) == len(DEPLOYMENTS)
-    assert len({d.flow_name for d in DEPLOYMENTS}) == len(DEPLOYMENTS)
-    assert len({d.entrypoint for d in DEPLOYMENTS}) == len(DEPLOYMENTS)
+    assert len({d.key for d in ALL}) == len(ALL)
+    assert len({d.flow_name for d in ALL}) == len(ALL)
+    assert len({d.entrypoint for d in ALL}) == len(ALL)
+    assert all(d.schedule_setting for d in SCHEDULED) and not any(d.schedule_setting for d in DEPLOYMENTS)
     assert all(BY_KEY[d.key] is d for d in DEPLOYMENTS)
     assert BY_KEY["build"].deployment_name == f"build-dataset/{DEPLOYMENT_NAME}"
 
@@ -31,7 +36,7 @@ def test_importing_the_registry_does_not_import_prefect() -> None:
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
 
 
-@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d.key)
+@pytest.mark.parametrize("deployment", ALL, ids=lambda d: d.key)
 def test_entrypoint_is_a_prefect_flow_with_the_registered_name(deployment: FlowDeployment) -> None:
     from prefect import Flow
 
@@ -47,17 +52,51 @@ def test_prefect_yaml_deploys_exactly_the_registry() -> None:
     config: dict[str, Any] = yaml.safe_load(PREFECT_YAML.read_text())
     in_yaml = [(d["name"], d["entrypoint"]) for d in config["deployments"]]
     assert len(in_yaml) == len(set(in_yaml))
-    assert set(in_yaml) == {(DEPLOYMENT_NAME, d.entrypoint) for d in DEPLOYMENTS}
+    assert set(in_yaml) == {(DEPLOYMENT_NAME, d.entrypoint) for d in ALL}
+
+
+def test_prefect_yaml_schedules_are_the_settings_defaults() -> None:
+    from loraforge.config import Settings
+    from loraforge.schedules import parse_schedule
+
+    config: dict[str, Any] = yaml.safe_load(PREFECT_YAML.read_text())
+    by_entrypoint = {d["entrypoint"]: d for d in config["deployments"]}
+    for deployment in SCHEDULED:
+        default = Settings.model_fields[deployment.schedule_setting or ""].default
+        expected = parse_schedule(default)
+        (schedule,) = by_entrypoint[deployment.entrypoint]["schedules"]
+        assert schedule.get("interval") == expected.interval_s and schedule.get("cron") == expected.cron
+    for deployment in DEPLOYMENTS:
+        assert not by_entrypoint[deployment.entrypoint].get("schedules")
 
 
 def test_worker_serves_the_registry_deployments() -> None:
     from services.cli.serve import WORKER_HELP, worker_deployments
 
     served = worker_deployments()
-    assert {f"{d.flow_name}/{d.name}" for d in served} == {d.deployment_name for d in DEPLOYMENTS}
-    assert {d.entrypoint for d in served} <= {d.entrypoint for d in DEPLOYMENTS} | {None}
-    for deployment in DEPLOYMENTS:
+    assert {f"{d.flow_name}/{d.name}" for d in served} == {d.deployment_name for d in ALL}
+    assert {d.entrypoint for d in served} <= {d.entrypoint for d in ALL} | {None}
+    for deployment in ALL:
         assert deployment.deployment_name in WORKER_HELP
+
+
+def test_worker_schedules_come_from_the_settings() -> None:
+    from loraforge.config import load_settings
+
+    settings = load_settings(
+        schedule_reap_tasks="7", schedule_check_integrity="15 4 * * *", schedule_sync_sources="off"
+    )
+    served = {d.flow_name: d for d in deployments.to_deployments(settings)}
+
+    def schedules(flow_name: str) -> list[Any]:
+        return [item.schedule for item in served[flow_name].schedules or []]
+
+    (reaper,) = schedules("reap-stale-tasks")
+    assert reaper.interval.total_seconds() == 7
+    (integrity,) = schedules("check-integrity")
+    assert integrity.cron == "15 4 * * *"
+    assert schedules("sync-sources") == []
+    assert all(schedules(d.flow_name) == [] for d in DEPLOYMENTS)
 
 
 def test_api_stage_names_are_the_registry_keys() -> None:

@@ -1,0 +1,103 @@
+"""Scheduled flows: stale-task reaper, watched-source sync, training-status sync, integrity check.
+
+`loraforge worker` serves each with the schedule its setting gives (`LORAFORGE_SCHEDULE_*`: seconds, a cron
+expression or "off"); `infra/prefect/prefect.yaml` deploys them with the same defaults. Each also runs on
+demand: from the Prefect UI, or the CLI (`loraforge maintenance ...`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from loraforge import maintenance, tasks
+from loraforge.errors import Conflict
+from loraforge.stages.context import open_context
+from loraforge.stages.options import IngestOptions
+
+
+@flow(name="reap-stale-tasks")
+def reap_stale_tasks_flow() -> dict[str, Any]:
+    """Mark CRASHED the runs whose process died: gone from this host, or silent past the heartbeat limit."""
+    ctx = open_context()
+    with ctx.catalog.session() as session:
+        reaped = tasks.reap(session, stale_after_s=ctx.settings.task_stale_after_s)
+    if reaped:
+        get_run_logger().warning("marked %d run(s) CRASHED: %s", len(reaped), ", ".join(reaped))
+    return {"reaped": reaped}
+
+
+@flow(name="sync-sources")
+def sync_sources_flow() -> dict[str, Any]:
+    """Re-ingest the folders each dataset watches (`loraforge sources watch`); only new pictures are added.
+
+    A dataset with a run in progress is skipped this time, not queued: the next tick picks it up.
+    """
+    from flows.ingest import ingest_flow
+
+    ctx = open_context()
+    with ctx.catalog.session() as session:
+        watched = maintenance.datasets_with_watched_sources(session)
+    logger = get_run_logger()
+    synced: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    for dataset_id, folders in watched:
+        try:
+            summary = ingest_flow(dataset_id, IngestOptions(sources=folders))
+        except Conflict as exc:
+            skipped[dataset_id] = str(exc)
+            logger.info("dataset %s is busy; synced on a later run", dataset_id)
+            continue
+        synced[dataset_id] = {key: summary[key] for key in ("found", "added", "failed")}
+    return {"synced": synced, "skipped": skipped}
+
+
+@flow(name="sync-trainings")
+def sync_trainings_flow() -> dict[str, Any]:
+    """Bring every training a provider may still change up to date with the provider.
+
+    Providers register a sync function in `TRAINING_SYNC`; a training of a provider without one is
+    reported, not changed.
+    """
+    ctx = open_context()
+    logger = get_run_logger()
+    checked, unsupported = [], []
+    with ctx.catalog.session() as session:
+        for training in maintenance.active_trainings(session):
+            sync = TRAINING_SYNC.get(training.provider)
+            if sync is None:
+                unsupported.append(training.id)
+                continue
+            sync(session, training)
+            checked.append(training.id)
+    if unsupported:
+        logger.warning("no status sync for the provider of training(s) %s", ", ".join(unsupported))
+    return {"checked": checked, "unsupported": unsupported}
+
+
+TRAINING_SYNC: dict[str, Any] = {}
+"""provider name -> function(session, training) that polls the provider and updates the row."""
+
+
+@flow(name="check-integrity")
+def check_integrity_flow(
+    dry_run: bool = False, sample: int | None = None, grace_s: float | None = None
+) -> dict[str, Any]:
+    """Every catalog row's object exists, a sample of originals still hash right, orphans are removed.
+
+    Orphans (objects no row names) older than `grace_s` (default LORAFORGE_ORPHAN_GRACE_S) are deleted;
+    `dry_run` only reports them. Missing or corrupt objects fail the run, naming them.
+    """
+    ctx = open_context()
+    with ctx.catalog.session() as session:
+        report = maintenance.check_integrity(
+            session,
+            ctx.store,
+            sample=ctx.settings.integrity_sample if sample is None else sample,
+            grace_s=ctx.settings.orphan_grace_s if grace_s is None else grace_s,
+            dry_run=dry_run,
+        )
+    if not report.ok:
+        raise maintenance.IntegrityProblems(report.problem_summary())
+    return report.as_dict()
