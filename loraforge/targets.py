@@ -1,7 +1,8 @@
-"""The facts of each target model (SD 1.5, SDXL, Flux): training size, bucket grid and caption budget.
+"""The facts of each target model (SD 1.5, SDXL, Flux): training size, generic bucket grid, caption budget.
 
 Every part that needs one of these numbers (bucketing, exporters, captioning, the options models) reads it
-here, so the bucket grid a picture is cropped to and the one an export's trainer config declares agree.
+here. The grid is the model's generic one (kohya's make_bucket_resolutions on it); a trainer that buckets by
+another rule declares its own (loraforge.exporters.buckets), and the bucket stage renders for that rule.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ class TargetFacts:
     max_caption_tokens: int
 
 
-# FORMATS.md: SD 1.x buckets on a 64 grid; SDXL at 1024 / 256-2048 / 64 (kohya's 41 buckets, and a multiple
-# of the 32 that sdxl_train_network requires); Flux on kohya's Flux LoRA step of 32.
+# Step 64 for all three, the step every sd-scripts script accepts for them: train_network.py requires a
+# multiple of 64 (NetworkTrainer.assert_extra_args), sdxl_train_network.py a multiple of 32, and
+# flux_train_network.py 64 (FluxNetworkTrainer.assert_extra_args calls the base check first). SDXL at
+# 1024 / 256-2048 / 64 gives kohya's 41 buckets.
 TARGETS: dict[str, TargetFacts] = {
     "sd15": TargetFacts(512, 256, 1024, 64, max_tokens_for("sd15")),
     "sdxl": TargetFacts(1024, 256, 2048, 64, max_tokens_for("sdxl")),
-    "flux": TargetFacts(1024, 256, 2048, 32, max_tokens_for("flux")),
+    "flux": TargetFacts(1024, 256, 2048, 64, max_tokens_for("flux")),
 }
 TARGET_MODELS: tuple[str, ...] = tuple(TARGETS)
 

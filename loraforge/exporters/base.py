@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from loraforge.errors import InvalidInput
+from loraforge.imaging.buckets import grid_parameters
 from loraforge.targets import TARGETS
 
 TargetModel = Literal["sd15", "sdxl", "flux"]
@@ -18,18 +19,6 @@ Box = tuple[float, float, float, float]
 
 STEM_MAX_CHARS = 80
 _SHA_CHARS = 8
-
-# Defaults per target model: the same bucket grid the bucket stage cropped to (loraforge.targets).
-_MODEL_DEFAULTS: dict[str, dict[str, int]] = {
-    name: {
-        "resolution": facts.resolution,
-        "bucket_step": facts.bucket_step,
-        "min_bucket_reso": facts.min_reso,
-        "max_bucket_reso": facts.max_reso,
-        "max_caption_tokens": facts.max_caption_tokens,
-    }
-    for name, facts in TARGETS.items()
-}
 
 
 @dataclass(frozen=True)
@@ -66,10 +55,11 @@ class ExportSpec:
     repeats: int | None = None
     """Times each image is seen per epoch (1 = once); None takes the format's default (kohya 10, else 1)."""
     batch_size: int = 1
-    buckets: list[tuple[int, int]] | None = None
     bucket_step: int | None = None
+    """Grid step of sd-scripts' buckets (bucket_reso_steps); None: the model's grid (loraforge.targets)."""
     min_bucket_reso: int | None = None
     max_bucket_reso: int | None = None
+    """Side limits of the buckets; None: the model's, scaled with `resolution` as the bucket stage does."""
     bucket_no_upscale: bool = False
     max_caption_tokens: int | None = None
     include_masks: bool = False
@@ -86,16 +76,34 @@ class ExportSpec:
     """Target for images neither jpeg nor png (webp, ...): png keeps every pixel, jpeg is smaller."""
     jpeg_quality: int = 95
     dataset_root: str | None = None
-    """Where the trainer will find the export; paths in config files are relative to it (None: relative)."""
+    """Where the trainer will find the export: config files name paths under it (None: relative paths).
+    An export into a folder sets it to that folder's absolute path unless `relative_paths` is set."""
+    relative_paths: bool = False
+    """Keep config paths relative to the export even when it is written to a folder (a portable archive)."""
     name: str = "dataset"
     options: Mapping[str, Any] = field(default_factory=dict)
     """Format-specific extras, documented in each exporter module."""
 
     def __post_init__(self) -> None:
-        if self.target_model not in _MODEL_DEFAULTS:
-            known = ", ".join(sorted(_MODEL_DEFAULTS))
+        if self.target_model not in TARGETS:
+            known = ", ".join(sorted(TARGETS))
             raise InvalidInput(f"unknown target model {self.target_model!r}; use one of {known}")
-        for key, value in _MODEL_DEFAULTS[self.target_model].items():
+        facts = TARGETS[self.target_model]
+        grid = grid_parameters(
+            self.target_model,
+            resolution=self.resolution,
+            min_reso=self.min_bucket_reso,
+            max_reso=self.max_bucket_reso,
+            step=self.bucket_step,
+        )
+        defaults = {
+            "resolution": grid.resolution,
+            "bucket_step": grid.step,
+            "min_bucket_reso": grid.min_reso,
+            "max_bucket_reso": grid.max_reso,
+            "max_caption_tokens": facts.max_caption_tokens,
+        }
+        for key, value in defaults.items():
             if getattr(self, key) is None:
                 object.__setattr__(self, key, value)
         for word_field in ("trigger_word", "class_word"):
@@ -133,8 +141,6 @@ class ExportSpec:
             value = getattr(self, f.name)
             if f.name == "reg_items":
                 value = None if value is None else sorted(item.source_sha256 for item in value)
-            elif f.name == "buckets" and value is not None:
-                value = [list(b) for b in value]
             elif f.name == "options":
                 value = dict(value)
             out[f.name] = value

@@ -1,39 +1,52 @@
-"""Kohya's bucket generator and nearest-bucket rule, used to predict how a trainer will group the images."""
+"""The bucket rule each exporter declares for its trainer, and what the checks and the bucket stage ask of it.
+
+Every trainer re-buckets what it loads by its own rule: sd-scripts by `make_bucket_resolutions` with the step
+its script requires, OneTrainer by mgds' fixed aspect set, SimpleTuner by its pixel-area rounding, ai-toolkit
+by `get_bucket_for_image_size` with the model's divisibility, Replicate's trainer by the ai-toolkit list it
+pins. Each exporter module ports its trainer's rule (citing the file and function) and returns it from
+`bucket_rule(spec)`; the bucket stage renders the sizes that rule keeps as they are, and validation flags any
+exported picture the rule would still resize or crop.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
 
-from loraforge.exporters.base import ExportItem, ExportSpec
-from loraforge.imaging.buckets import kohya_buckets as imaging_kohya_buckets
-
-
-def kohya_buckets(resolution: int, *, min_reso: int, max_reso: int, step: int) -> list[tuple[int, int]]:
-    """sd-scripts' make_bucket_resolutions as (width, height) pairs: the one generator, in imaging.buckets."""
-    buckets = imaging_kohya_buckets(resolution, min_reso, max_reso, step)
-    return [(bucket.width, bucket.height) for bucket in buckets]
+from loraforge.errors import InvalidInput
+from loraforge.exporters.base import ExportSpec, TargetModel
+from loraforge.exporters.registry import get_exporter
+from loraforge.imaging.buckets import BucketRule, BucketSet, Placement
+from loraforge.targets import TARGETS
 
 
-def nearest_bucket(width: int, height: int, buckets: Sequence[tuple[int, int]]) -> tuple[int, int]:
-    """The bucket whose aspect ratio is closest to the image's (sd-scripts compares ratios linearly)."""
-    ratio = width / height
-    return min(buckets, key=lambda b: (abs(b[0] / b[1] - ratio), -b[0] * b[1]))
+@dataclass(frozen=True)
+class AnySize:
+    """A loader that takes pictures of any size as they are (HF ImageFolder has no buckets); the bucket stage
+    then renders the model's generic grid."""
+
+    generic: BucketSet
+    name: str = "any size"
+
+    def place(self, width: int, height: int) -> Placement:
+        return Placement((width, height), (width, height))
+
+    def buckets(self) -> BucketSet:
+        return self.generic
 
 
-def spec_buckets(spec: ExportSpec) -> list[tuple[int, int]]:
-    if spec.buckets:
-        return [tuple(b) for b in spec.buckets]  # type: ignore[misc]
-    assert spec.resolution and spec.min_bucket_reso and spec.max_bucket_reso and spec.bucket_step
-    return kohya_buckets(
-        spec.resolution, min_reso=spec.min_bucket_reso, max_reso=spec.max_bucket_reso, step=spec.bucket_step
-    )
+def rule_for(spec: ExportSpec) -> BucketRule:
+    """The bucket rule of the spec's trainer, with the settings the exporter writes into its config."""
+    return get_exporter(spec.format).bucket_rule(spec)
 
 
-def bucket_of(item: ExportItem, buckets: Sequence[tuple[int, int]]) -> tuple[int, int]:
-    """The item's assigned bucket, or the one a trainer would pick for its size."""
-    return item.bucket if item.bucket is not None else nearest_bucket(item.width, item.height, buckets)
+def trainer_rule(trainer: str, model: str, resolution: int | None = None) -> BucketRule:
+    """The rule an export for `trainer` at its default settings declares: what the bucket stage renders."""
+    if model not in TARGETS:
+        raise InvalidInput(f"unknown target model {model!r}; use one of {', '.join(sorted(TARGETS))}")
+    return rule_for(ExportSpec(format=trainer, target_model=cast(TargetModel, model), resolution=resolution))
 
 
-def upscale_factor(width: int, height: int, bucket: tuple[int, int]) -> float:
-    """How much an image is enlarged to cover its bucket before the centre crop (1.0 or less: no upscale)."""
-    return max(bucket[0] / width, bucket[1] / height)
+def upscale_factor(width: int, height: int, placement: Placement) -> float:
+    """How much the trainer enlarges a picture before cropping its bucket (1.0 or less: no enlargement)."""
+    return max(placement.resized[0] / width, placement.resized[1] / height)

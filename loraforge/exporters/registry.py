@@ -12,15 +12,20 @@ from loraforge.errors import InvalidInput
 if TYPE_CHECKING:
     from loraforge.exporters.base import ExportItem, ExportSpec
     from loraforge.exporters.writer import ExportWriter
+    from loraforge.imaging.buckets import BucketRule
 
 
 class Exporter(Protocol):
-    """Lays out one trainer's dataset through an ExportWriter."""
+    """Lays out one trainer's dataset through an ExportWriter, and declares the trainer's bucket rule."""
 
     name: str
     default_repeats: int
 
     def write(self, items: Sequence[ExportItem], spec: ExportSpec, out: ExportWriter) -> None: ...
+
+    def bucket_rule(self, spec: ExportSpec) -> BucketRule:
+        """The trainer's own bucketing under the settings `write` puts in its config."""
+        ...
 
 
 E = TypeVar("E", bound=type)

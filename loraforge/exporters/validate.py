@@ -10,7 +10,7 @@ from typing import Literal
 from loraforge.captioning.tokens import approximate_token_count
 from loraforge.errors import InvalidInput
 from loraforge.exporters.base import ExportItem, ExportSpec
-from loraforge.exporters.buckets import bucket_of, spec_buckets, upscale_factor
+from loraforge.exporters.buckets import rule_for, upscale_factor
 from loraforge.exporters.captions import has_word, render_caption
 
 Severity = Literal["error", "warning", "info"]
@@ -144,10 +144,10 @@ def _caption_too_long(items: Sequence[ExportItem], spec: ExportSpec, tokens: Tok
 def _small_bucket(items: Sequence[ExportItem], spec: ExportSpec, tokens: TokenCounter) -> list[Problem]:
     if spec.batch_size <= 1:
         return []
-    buckets = spec_buckets(spec)
+    rule = rule_for(spec)
     members: dict[tuple[int, int], list[str]] = defaultdict(list)
     for item in items:
-        members[bucket_of(item, buckets)].append(item.image_id)
+        members[rule.place(item.width, item.height).bucket].append(item.image_id)
     return [
         Problem(
             "small_bucket",
@@ -163,20 +163,40 @@ def _small_bucket(items: Sequence[ExportItem], spec: ExportSpec, tokens: TokenCo
 
 @_check("upscaled")
 def _upscaled(items: Sequence[ExportItem], spec: ExportSpec, tokens: TokenCounter) -> list[Problem]:
-    buckets = spec_buckets(spec)
+    rule = rule_for(spec)
     problems = []
     for item in items:
-        if spec.bucket_no_upscale and item.bucket is None:
-            continue  # the trainer picks a bucket inside the image instead of enlarging it
-        bucket = bucket_of(item, buckets)
-        factor = upscale_factor(item.width, item.height, bucket)
+        placement = rule.place(item.width, item.height)
+        factor = upscale_factor(item.width, item.height, placement)
         if factor > 1.0:
+            w, h = placement.bucket
             problems.append(
                 Problem(
                     "upscaled",
                     item.image_id,
-                    f"{item.width}x{item.height} is enlarged {factor:.2f}x to fill bucket "
-                    f"{bucket[0]}x{bucket[1]}",
+                    f"{item.width}x{item.height} is enlarged {factor:.2f}x to fill bucket {w}x{h}",
+                    "warning",
+                )
+            )
+    return problems
+
+
+@_check("rebucketed")
+def _rebucketed(items: Sequence[ExportItem], spec: ExportSpec, tokens: TokenCounter) -> list[Problem]:
+    """A picture the bucket stage cut for its bucket that this trainer would still resize or crop: it was
+    bucketed for another trainer, resolution or model."""
+    rule = rule_for(spec)
+    problems = []
+    for item in items:
+        placement = rule.place(item.width, item.height)
+        if item.bucket is not None and not placement.keeps(item.width, item.height):
+            (w, h), (rw, rh) = placement.bucket, placement.resized
+            problems.append(
+                Problem(
+                    "rebucketed",
+                    item.image_id,
+                    f"{rule.name} would resize {item.width}x{item.height} to {rw}x{rh} and crop {w}x{h}; "
+                    f"bucket again for it (loraforge bucket --trainer {spec.format})",
                     "warning",
                 )
             )

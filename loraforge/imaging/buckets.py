@@ -1,4 +1,8 @@
-"""Aspect-ratio buckets per trainer target and the rule that assigns a picture to one of them.
+"""Aspect-ratio buckets, the rule that assigns a picture to one of them, and the shape of a trainer's rule.
+
+A model's generic buckets come from kohya's generator on the model's grid (`bucket_set`). A trainer's own
+buckets come from its `BucketRule` (each exporter ports its trainer's, loraforge.exporters.buckets): the sizes
+that trainer takes as they are, so it neither resizes nor crops what the bucket stage renders.
 
 Bucket choice rule (`choose_bucket`):
 1. Distance between a picture and a bucket is |log(picture aspect) - log(bucket aspect)|; the bucket with the
@@ -16,9 +20,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
+from typing import Protocol
 
 from loraforge.errors import InvalidInput
 from loraforge.targets import TARGETS
@@ -68,6 +73,43 @@ class BucketSet:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """What a trainer does with a picture of some size: resizes it to `resized`, then crops `bucket` out of
+    it. It takes the picture as it is exactly when both equal the picture's own size."""
+
+    bucket: tuple[int, int]
+    resized: tuple[int, int]
+
+    def keeps(self, width: int, height: int) -> bool:
+        return self.bucket == (width, height) and self.resized == (width, height)
+
+
+class BucketRule(Protocol):
+    """A trainer's own bucketing for one model, ported from the trainer's code (each rule cites where).
+
+    `place` is the trainer's mapping from a picture's size to what it trains; `buckets` are the sizes the
+    bucket stage may render for it, every one of them a size `place` keeps as it is.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def place(self, width: int, height: int) -> Placement: ...
+
+    def buckets(self) -> BucketSet: ...
+
+
+def fixed_point_set(name: str, candidates: Iterable[tuple[int, int]], rule: BucketRule) -> BucketSet:
+    """The candidate sizes the rule keeps as they are, as a bucket set (step: the largest power of two
+    dividing every side)."""
+    kept = sorted({Bucket(w, h) for w, h in candidates if rule.place(w, h).keeps(w, h)})
+    if not kept:
+        raise InvalidInput(f"{name}: no candidate size is kept as it is by the trainer's rule")
+    common = reduce(math.gcd, [side for bucket in kept for side in (bucket.width, bucket.height)])
+    return BucketSet(name=name, buckets=tuple(kept), step=common & -common)
+
+
+@dataclass(frozen=True)
 class BucketChoice:
     bucket: Bucket
     upscale_factor: float
@@ -86,8 +128,9 @@ class BucketSummary:
 
 
 def kohya_buckets(resolution: int, min_reso: int, max_reso: int, step: int) -> list[Bucket]:
-    """kohya sd-scripts' generator (make_bucket_resolutions): area = resolution², the square, and for each
-    width from min to max the tallest height of that area on the step grid, capped at max_reso."""
+    """kohya sd-scripts' generator (kohya-ss/sd-scripts, library/model_util.py, make_bucket_resolutions):
+    area = resolution², the square, and for each width from min to max the tallest height of that area on
+    the step grid, capped at max_reso, with its transpose."""
     if step < 1 or min_reso < step or max_reso < min_reso or resolution < 1:
         raise InvalidInput(f"bad bucket parameters {resolution=}, {min_reso=}, {max_reso=}, {step=}")
     area = resolution * resolution
@@ -103,29 +146,40 @@ def kohya_buckets(resolution: int, min_reso: int, max_reso: int, step: int) -> l
 
 
 @dataclass(frozen=True)
-class TargetDefaults:
+class GridParameters:
+    """The inputs of kohya's generator for one model: training side, side limits and step."""
+
     resolution: int
     min_reso: int
     max_reso: int
     step: int
 
 
-_TARGETS: dict[str, TargetDefaults] = {}
-
-
-def register_target(name: str, defaults: TargetDefaults) -> None:
-    """Make a target's kohya-style bucket defaults available to `bucket_set`."""
-    _TARGETS[name] = defaults
-
-
-for _name, _facts in TARGETS.items():
-    register_target(
-        _name, TargetDefaults(_facts.resolution, _facts.min_reso, _facts.max_reso, _facts.bucket_step)
-    )
-
-
 def targets() -> list[str]:
-    return sorted(_TARGETS)
+    return sorted(TARGETS)
+
+
+def grid_parameters(
+    target: str,
+    *,
+    resolution: int | None = None,
+    min_reso: int | None = None,
+    max_reso: int | None = None,
+    step: int | None = None,
+) -> GridParameters:
+    """The model's grid (loraforge.targets); a different resolution scales min/max with it unless given."""
+    try:
+        facts = TARGETS[target]
+    except KeyError:
+        raise InvalidInput(
+            f"unknown bucket target {target!r}; choose one of {', '.join(targets())}"
+        ) from None
+    res = resolution or facts.resolution
+    scale = res / facts.resolution
+    chosen_step = step or facts.bucket_step
+    low = min_reso or max(chosen_step, _snap(facts.min_reso * scale, chosen_step))
+    high = max_reso or max(low, _snap(facts.max_reso * scale, chosen_step))
+    return GridParameters(res, low, high, chosen_step)
 
 
 def bucket_set(
@@ -136,19 +190,10 @@ def bucket_set(
     max_reso: int | None = None,
     step: int | None = None,
 ) -> BucketSet:
-    """The named target's buckets; a different resolution scales min/max with it unless given."""
-    try:
-        defaults = _TARGETS[target]
-    except KeyError:
-        raise InvalidInput(
-            f"unknown bucket target {target!r}; choose one of {', '.join(targets())}"
-        ) from None
-    res = resolution or defaults.resolution
-    scale = res / defaults.resolution
-    chosen_step = step or defaults.step
-    low = min_reso or max(chosen_step, _snap(defaults.min_reso * scale, chosen_step))
-    high = max_reso or max(low, _snap(defaults.max_reso * scale, chosen_step))
-    return BucketSet(name=target, buckets=tuple(kohya_buckets(res, low, high, chosen_step)), step=chosen_step)
+    """The model's generic buckets: kohya's generator on the model's grid (`grid_parameters`)."""
+    grid = grid_parameters(target, resolution=resolution, min_reso=min_reso, max_reso=max_reso, step=step)
+    buckets = kohya_buckets(grid.resolution, grid.min_reso, grid.max_reso, grid.step)
+    return BucketSet(name=target, buckets=tuple(buckets), step=grid.step)
 
 
 def parse_bucket_list(text: str, *, name: str = "custom") -> BucketSet:

@@ -21,6 +21,7 @@ from typing import Any
 from PIL import Image as PILImage
 
 from loraforge.errors import InvalidInput
+from loraforge.exporters.buckets import trainer_rule
 from loraforge.imaging.buckets import BucketSet, bucket_set, choose_bucket, parse_bucket_list
 from loraforge.imaging.crop import crop_box, largest_box_size, saliency_center
 from loraforge.imaging.decode import decode, exif_orientation, image_facts, open_checked
@@ -42,6 +43,7 @@ from loraforge.stages.context import Context
 from loraforge.stages.options import BucketOptions
 from loraforge.storage import ObjectStore, StoreConfig, open_store
 from loraforge.storage.keys import derived_key
+from loraforge.targets import target_facts
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +73,12 @@ _DETECTOR_CACHE: dict[tuple[str, str | None, int], FaceDetector] = {}
 
 @dataclass(frozen=True)
 class BucketConfig:
-    """Which buckets a target has and how a picture is assigned to one (loraforge.imaging.buckets)."""
+    """Which buckets a target has and how a picture is assigned to one (loraforge.imaging.buckets): a
+    trainer's own (loraforge.exporters.buckets), or the model's generic grid, or a user list."""
 
     target: str
+    trainer: str | None = None
+    """Export format whose trainer the pictures are cut for; None: the model's generic grid."""
     resolution: int | None = None
     min_reso: int | None = None
     max_reso: int | None = None
@@ -83,7 +88,16 @@ class BucketConfig:
     max_upscale: float = 1.5
     aspect_tolerance: float = 0.15
 
+    @property
+    def training_resolution(self) -> int:
+        """The resolution the buckets are for: the one given, else the target model's."""
+        return self.resolution or target_facts(self.target).resolution
+
     def bucket_set(self) -> BucketSet:
+        if self.trainer is not None:
+            if self.buckets or self.step or self.min_reso or self.max_reso:
+                raise InvalidInput("a trainer's buckets follow its own rule: give no list, step or limits")
+            return trainer_rule(self.trainer, self.target, self.resolution).buckets()
         if self.buckets:
             return parse_bucket_list(self.buckets, name=self.target)
         return bucket_set(
@@ -142,7 +156,9 @@ class BucketStage:
         """Everything that changes the output; the resolved bucket list makes `--resolution 1024` and the
         SDXL default the same parameters."""
         options = asdict(self.options)
-        for key in ("resolution", "min_reso", "max_reso", "step", "buckets"):
+        # The trainer is not a parameter of the pictures: two trainers whose rules give the same buckets
+        # share their derivatives, so exporting for the second renders nothing new.
+        for key in ("trainer", "resolution", "min_reso", "max_reso", "step", "buckets"):
             options.pop(key)
         weights = Path(self.detector_weights).name if self.detector_weights else None
         return {
@@ -271,6 +287,7 @@ def bucket_config(options: BucketOptions, *, target: str) -> BucketConfig:
     """The bucket rule the options describe, for the dataset's target unless they name one."""
     return BucketConfig(
         target=options.target or target,
+        trainer=options.trainer,
         resolution=options.resolution,
         min_reso=options.min_reso,
         max_reso=options.max_reso,

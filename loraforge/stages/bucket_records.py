@@ -113,14 +113,29 @@ def record_bucket(session: Session, stage: BucketStage, results: Sequence[Result
 _OUTCOME_KEYS = ("crop_reason", "upscale", "flagged", "derivative_sha256", "derivative_bytes")
 
 
+def trainer_run_key(trainer: str, target: str) -> str:
+    """Key of `bucket_runs` in the dataset's settings: the last run cut for this trainer and model."""
+    return f"{trainer}/{target}"
+
+
 def make_current(session: Session, dataset: Dataset, stage: BucketStage, *, batch_size: int) -> None:
     """Point the dataset's report at these parameters, and restore the report metadata of pictures done
-    by an earlier run with the same parameters."""
+    by an earlier run with the same parameters. A run for a trainer is also remembered as that trainer's,
+    so an export for it takes these derivatives even after runs for other trainers."""
+    settings = dict(dataset.settings or {})
+    runs = dict(settings.get("bucket_runs") or {})
+    if stage.options.trainer is not None:
+        runs[trainer_run_key(stage.options.trainer, stage.options.target)] = {
+            "params_hash": stage.params_hash,
+            "resolution": stage.options.training_resolution,
+        }
     dataset.settings = {  # a new dict, so SQLAlchemy sees the change
-        **(dataset.settings or {}),
+        **settings,
+        "bucket_runs": runs,
         "bucket_params_hash": stage.params_hash,
         "bucket_target": stage.options.target,
-        "bucket_resolution": stage.options.resolution,
+        "bucket_trainer": stage.options.trainer,
+        "bucket_resolution": stage.options.training_resolution,
         "bucket_buckets": stage.options.buckets,
         "bucket_max_upscale": stage.options.max_upscale,
         "bucket_detector": stage.detector,
@@ -165,6 +180,8 @@ class BucketOverview:
 
     params_hash: str
     target: str | None
+    trainer: str | None
+    """The trainer whose rule the buckets follow; None: the model's generic grid."""
     images_per_bucket: dict[str, int]
     too_small: list[dict[str, Any]]
     """Pictures the chosen bucket enlarges (upscale > 1), largest first; `flagged` beyond max_upscale."""
@@ -218,6 +235,7 @@ def bucket_overview(
     return BucketOverview(
         params_hash=params_hash,
         target=settings.get("bucket_target"),
+        trainer=settings.get("bucket_trainer"),
         images_per_bucket=summary.images_per_bucket,
         too_small=too_small,
         underfilled=summary.underfilled,

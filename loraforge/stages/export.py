@@ -9,6 +9,7 @@ visible.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -134,7 +135,14 @@ def write_export(
     progress: Callable[[int], None] | None = None,
     read_ahead: int = 4,
 ) -> ExportOutcome:
-    """Validate, write, store, then commit the version; on any failure nothing stays visible."""
+    """Validate, write, store, then commit the version; on any failure nothing stays visible.
+
+    Written into a folder, the trainer configs name that folder's absolute path, so the trainer finds the
+    pictures from wherever it is launched (its own checkout, mostly); spec.relative_paths keeps them relative
+    for a portable archive, and a spec.dataset_root already given is kept."""
+    if out_dir is not None and not plan.spec.relative_paths and plan.spec.dataset_root is None:
+        root = str(out_dir.expanduser().resolve())
+        plan = dataclasses.replace(plan, spec=dataclasses.replace(plan.spec, dataset_root=root))
     if not plan.items:
         raise InvalidInput(
             f"dataset {plan.dataset.name!r} has no images to export (kept, or pending if never "

@@ -15,6 +15,7 @@ from loraforge.catalog.models import Caption, Dataset, Derivative, Export, Face,
 from loraforge.catalog.queries import current_buckets, dataset_images
 from loraforge.errors import Conflict, NotFound
 from loraforge.exporters import DatasetInfo, ExportItem, ExportSpec, ValidationReport, safe_stem, validate
+from loraforge.stages.bucket_records import BUCKET_KIND, trainer_run_key
 from loraforge.storage import ObjectStore
 
 COMPLETED, FAILED, PENDING = "COMPLETED", "FAILED", "PENDING"
@@ -47,11 +48,16 @@ class ExportPlan:
 
 
 def plan_export(session: Session, dataset: Dataset, request: ExportRequest, store: ObjectStore) -> ExportPlan:
-    """Pick the images (kept, or pending if never curated), their active captions and bucket derivatives."""
+    """Pick the images (kept, or pending if never curated), their active captions and bucket derivatives:
+    those of the last bucket run for this trainer and model if there was one, else the current ones."""
     images = dataset_images(session, dataset.id, statuses=_export_statuses(session, dataset, request))
     ids = [image.id for image in images]
     captions = _active_captions(session, ids)
-    derivatives = current_buckets(session, dataset, ids)
+    run = trainer_run(dataset, request.format)
+    if run is not None:
+        derivatives = _derivatives(session, ids, run["params_hash"])
+    else:
+        derivatives = current_buckets(session, dataset, ids)
     faces = _faces(session, ids)
     items, sources = [], []
     for image in images:
@@ -89,6 +95,24 @@ def preview_export(
     return validate(plan.items, plan.spec, strict=strict)
 
 
+def trainer_run(dataset: Dataset, trainer: str) -> dict[str, Any] | None:
+    """The last bucket run cut for this trainer and the dataset's model (params_hash, resolution), if any."""
+    runs = (dataset.settings or {}).get("bucket_runs") or {}
+    run = runs.get(trainer_run_key(trainer, dataset.target_model))
+    return run if isinstance(run, dict) else None
+
+
+def _derivatives(session: Session, ids: list[str], params_hash: str) -> dict[str, Derivative]:
+    rows = session.scalars(
+        select(Derivative).where(
+            Derivative.image_id.in_(ids),
+            Derivative.kind == BUCKET_KIND,
+            Derivative.params_hash == params_hash,
+        )
+    )
+    return {row.image_id: row for row in rows}
+
+
 def _export_statuses(session: Session, dataset: Dataset, request: ExportRequest) -> tuple[str, ...]:
     curated = session.scalar(
         select(Image.id).where(Image.dataset_id == dataset.id, Image.status.in_(CURATED_STATUSES)).limit(1)
@@ -98,17 +122,21 @@ def _export_statuses(session: Session, dataset: Dataset, request: ExportRequest)
 
 
 def _spec(dataset: Dataset, request: ExportRequest) -> ExportSpec:
+    run = trainer_run(dataset, request.format)
+    settings = dataset.settings or {}
     values: dict[str, Any] = {
         "trigger_word": dataset.trigger_word,
         "class_word": dataset.class_word,
         "target_model": dataset.target_model,
         "repeats": request.repeats,
         "name": re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset.name).strip("-._")[:64] or "dataset",
+        # The resolution the pictures were cut for: the trainer's buckets depend on it.
+        "resolution": run["resolution"] if run else settings.get("bucket_resolution"),
     }
     extras: dict[str, Any] = {}
     for key, value in request.options.items():
         if key in _SPEC_FIELDS:
-            values[key] = [tuple(b) for b in value] if key == "buckets" and value is not None else value
+            values[key] = value
         else:
             extras[key] = value
     return ExportSpec(format=request.format, options=extras, **values)

@@ -143,6 +143,11 @@ class BucketOptions(StageOptions):
     target: TargetModel | None = Field(
         default=None, description="Model the buckets are for: sd15, sdxl or flux (default: the dataset's)."
     )
+    trainer: ExportFormat | None = Field(
+        default=None,
+        description="Trainer (export format) whose own bucket rule the pictures are cut for, so it takes "
+        "them as they are (default: the model's generic grid).",
+    )
     resolution: int | None = Field(
         default=None, ge=64, le=8192, description="Training resolution (default per target)."
     )
@@ -169,6 +174,17 @@ class BucketOptions(StageOptions):
         default=4, ge=1, le=1024, description="Training batch size the buckets are checked for."
     )
     shard_size: ShardSize | None = Field(default=None, description=SHARD_HELP)
+
+    @model_validator(mode="after")
+    def _grid_or_trainer(self) -> BucketOptions:
+        if self.trainer is not None:
+            shaping = [name for name in ("min_reso", "max_reso", "step", "buckets") if getattr(self, name)]
+            if shaping:
+                raise ValueError(
+                    f"{', '.join(shaping)} shape the generic grid; with a trainer the buckets follow its own "
+                    "rule (only the resolution may change)"
+                )
+        return self
 
     @field_validator("buckets")
     @classmethod
@@ -268,8 +284,10 @@ class BuildOptions(StageOptions):
         )
 
     def bucket(self) -> BucketOptions:
+        # Cut for the trainer the export is for, so it neither resizes nor crops what it gets.
         return BucketOptions(
             target=self.target,
+            trainer=self.format,
             resolution=self.resolution,
             face_detector=self.face_detector,
             max_upscale=self.max_upscale,

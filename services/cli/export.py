@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -26,15 +27,40 @@ WORKSPACE_OPTION = typer.Option(queries.DEFAULT_WORKSPACE, "--workspace", "-w")
 
 
 OUT = out_param("Folder for the folder form, or a .zip path for the archive alone.")
+RELATIVE_PATHS = inspect.Parameter(
+    "relative_paths",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=typer.Option(
+        False,
+        "--relative-paths",
+        help="Config paths relative to the export (a portable archive) instead of the --out folder's "
+        "absolute path; the configs' comments say how to launch then. Same as --option relative_paths=true.",
+    ),
+    annotation=bool,
+)
 
 
 @options_command(
-    app, ExportOptions, name="export", own=[dataset_param("Dataset to export."), OUT, WORKSPACE, AS_JSON]
+    app,
+    ExportOptions,
+    name="export",
+    own=[dataset_param("Dataset to export."), OUT, RELATIVE_PATHS, WORKSPACE, AS_JSON],
 )
-def export(options: ExportOptions, *, dataset: str, out: str | None, workspace: str, as_json: bool) -> None:
+def export(
+    options: ExportOptions,
+    *,
+    dataset: str,
+    out: str | None,
+    relative_paths: bool,
+    workspace: str,
+    as_json: bool,
+) -> None:
     """Export a new immutable version of the dataset, stored with its manifest; always downloadable."""
     from loraforge.stages.export import ExportRequest, check_out_dir, local_outputs, preview_export
 
+    if relative_paths:
+        # An ExportSpec field, carried in the options so every client (and the flow) sees the same request.
+        options = options.model_copy(update={"options": {**options.options, "relative_paths": True}})
     out_dir, _ = local_outputs(out, zip=options.zip)
     if out_dir is not None:
         check_out_dir(out_dir)

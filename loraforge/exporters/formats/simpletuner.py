@@ -1,22 +1,118 @@
-"""SimpleTuner: image folders with .txt captions plus multidatabackend.json (image and text_embeds backends).
+"""SimpleTuner: image folders with .txt captions, multidatabackend.json (image and text_embeds backends) and
+a config.json holding the settings its bucketing reads.
 
-SimpleTuner's repeats count extra passes (0 = each image once), so spec.repeats - 1 is written.
-Options (spec.options): `crop` (default False: images arrive already cut to their buckets), `crop_style`.
+Buckets: SimpleTuner's pixel-area rule (`SimpleTunerPixelArea`): the aspect ratio rounded to
+`aspect_bucket_rounding` decimals, the sides of the resolution's pixel area rounded to
+`aspect_bucket_alignment`. The alignment and rounding are global arguments, not backend keys, so config.json
+sets them beside `resolution_type: pixel_area` and `resolution`; every exported image is a size that rule
+keeps (crop off, so an image it kept is only resized to its own size).
+
+SimpleTuner's repeats count extra passes (0 = each image once), so spec.repeats - 1 is written. Paths are
+absolute when exported into a folder: SimpleTuner opens them from the folder it runs in. Launch with
+`CONFIG_BACKEND=json CONFIG_PATH=<export>/config.json simpletuner train`, after adding the model and
+training settings you want to config.json.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from loraforge.exporters.base import ExportItem, ExportSpec
 from loraforge.exporters.registry import register_exporter
 from loraforge.exporters.writer import ExportWriter
+from loraforge.imaging.buckets import BucketSet, Placement, fixed_point_set
 
-CONFIG_NAME = "multidatabackend.json"
+CONFIG_NAME = "config.json"
+BACKENDS_NAME = "multidatabackend.json"
 IMAGE_DIR = "images"
 REG_DIR = "reg"
+MODEL_FAMILIES = {"sd15": "sd1x", "sdxl": "sdxl", "flux": "flux"}
+ALIGNMENT = 64
+"""aspect_bucket_alignment: SimpleTuner's default (simpletuner_sdk/server/services/field_registry/sections/
+advanced.py), and the value helpers/models/flux/model.py forces for Flux."""
+ROUNDING = 2
+"""aspect_bucket_rounding: MultiaspectImage.calculate_image_aspect_ratio's default."""
+_AREA_MAP = {0.25: 512**2, 0.5: 768**2, 1.0: 1024**2, 2.0: 1536**2, 4.0: 2048**2}
+"""TrainingSample._set_resolution: megapixel values near these stand for these pixel areas."""
+
+
+@dataclass(frozen=True)
+class SimpleTunerPixelArea:
+    """SimpleTuner's bucketing for `resolution_type: pixel_area` without cropping (bghira/SimpleTuner,
+    simpletuner/helpers/multiaspect/image.py, MultiaspectImage.calculate_new_size_by_pixel_area, and
+    simpletuner/helpers/image_manipulation/training_sample.py, TrainingSample.calculate_target_size)."""
+
+    resolution: int
+    alignment: int = ALIGNMENT
+    rounding: int = ROUNDING
+    name: str = "SimpleTuner (pixel_area)"
+
+    @property
+    def megapixels(self) -> float:
+        # data_backend/factory.py _handle_resolution_conversion: a pixel_area edge becomes edge² / 1000².
+        return (self.resolution * self.resolution) / (1000**2)
+
+    @property
+    def pixel_resolution(self) -> int:
+        """TrainingSample._set_resolution for area: the square side, after the megapixel remapping."""
+        area = next(
+            (value for key, value in _AREA_MAP.items() if abs(self.megapixels - key) < 0.05),
+            self.megapixels * 1e6,
+        )
+        return int(self._round(math.sqrt(area)))
+
+    def _round(self, value: float) -> int:
+        """MultiaspectImage._round_to_nearest_multiple."""
+        return max(round(value / self.alignment) * self.alignment, self.alignment)
+
+    def new_size_by_pixel_area(
+        self, aspect_ratio: float, original: tuple[int, int]
+    ) -> tuple[tuple[int, int], tuple[int, int]]:
+        """calculate_new_size_by_pixel_area: (target, intermediary) for a rounded aspect ratio."""
+        edge = self._round(int(math.sqrt(self.megapixels * 1e6)))
+        width, height = original
+        if aspect_ratio == 1.0 and width == height:
+            return (edge, edge), (edge, edge)
+        target_w = self._round(edge * math.sqrt(aspect_ratio))
+        target_h = self._round(edge / math.sqrt(aspect_ratio))
+        raw = width / height
+        if target_w < target_h:
+            inter_w, inter_h = target_w, int(target_w / raw)
+        else:
+            inter_w, inter_h = int(target_h * raw), target_h
+        if target_w > inter_w or target_h > inter_h:
+            if target_w > inter_w:
+                w_diff = target_w - inter_w
+                h_diff = int(w_diff / raw)
+            else:
+                h_diff = target_h - inter_h
+                w_diff = int(h_diff * raw)
+            inter_w, inter_h = inter_w + w_diff, inter_h + h_diff
+        return (target_w, target_h), (inter_w, inter_h)
+
+    def place(self, width: int, height: int) -> Placement:
+        """calculate_target_size with crop off: resized to the intermediary size, then cropped to the
+        target; a target of aspect 1.0 becomes the pixel resolution's square."""
+        aspect = round(width / height, self.rounding)
+        target, intermediary = self.new_size_by_pixel_area(aspect, (width, height))
+        if round(target[0] / target[1], self.rounding) == 1.0:
+            side = self.pixel_resolution
+            if intermediary[0] < side:  # correct_intermediary_square_size
+                intermediary = (side, side)
+            target = (side, side)
+        return Placement(target, intermediary)
+
+    def buckets(self) -> BucketSet:
+        # The target depends on the rounded aspect only: every ratio from 1:4 to 4:1 in rounding steps.
+        steps = 10**self.rounding
+        candidates = [
+            self.new_size_by_pixel_area(k / steps, (k, steps))[0] for k in range(steps // 4, 4 * steps + 1)
+        ]
+        return fixed_point_set(self.name, candidates, self)
 
 
 @register_exporter("simpletuner")
@@ -24,7 +120,12 @@ class SimpleTunerExporter:
     name = "simpletuner"
     default_repeats = 1
 
+    def bucket_rule(self, spec: ExportSpec) -> SimpleTunerPixelArea:
+        assert spec.resolution
+        return SimpleTunerPixelArea(spec.resolution)
+
     def write(self, items: Sequence[ExportItem], spec: ExportSpec, out: ExportWriter) -> None:
+        rule = self.bucket_rule(spec)
         out.write_images(items, IMAGE_DIR)
         backends = [self._image_backend(spec, spec.name, IMAGE_DIR, spec.repeats_or(self.default_repeats))]
         if spec.reg_items:
@@ -41,7 +142,22 @@ class SimpleTunerExporter:
                 "cache_dir": spec.path_in_dataset(f"cache/text/{spec.target_model}"),
             }
         )
-        out.write_text(CONFIG_NAME, json.dumps(backends, indent=2, ensure_ascii=False) + "\n")
+        out.write_text(BACKENDS_NAME, json.dumps(backends, indent=2, ensure_ascii=False) + "\n")
+        out.write_text(CONFIG_NAME, json.dumps(self._config(spec, rule), indent=2, ensure_ascii=False) + "\n")
+
+    def _config(self, spec: ExportSpec, rule: SimpleTunerPixelArea) -> dict[str, Any]:
+        """The global arguments the bucketing reads, and what ties the run to this export."""
+        return {
+            "model_family": MODEL_FAMILIES[spec.target_model],
+            "model_type": "lora",
+            "data_backend_config": spec.path_in_dataset(BACKENDS_NAME),
+            "output_dir": spec.path_in_dataset("output"),
+            "resolution": rule.resolution,
+            "resolution_type": "pixel_area",
+            "aspect_bucket_alignment": rule.alignment,
+            "aspect_bucket_rounding": rule.rounding,
+            "train_batch_size": spec.batch_size,
+        }
 
     def _image_backend(self, spec: ExportSpec, backend_id: str, folder: str, repeats: int) -> dict[str, Any]:
         backend: dict[str, Any] = {
@@ -53,9 +169,7 @@ class SimpleTunerExporter:
             "resolution": spec.resolution,
             "resolution_type": "pixel_area",
             "minimum_image_size": spec.min_bucket_reso,
-            "crop": bool(spec.options.get("crop", False)),
-            "crop_style": spec.options.get("crop_style", "center"),
-            "crop_aspect": "preserve",
+            "crop": False,
             "repeats": repeats - 1,
             "cache_dir_vae": spec.path_in_dataset(f"cache/vae/{spec.target_model}/{backend_id}"),
         }

@@ -1,4 +1,4 @@
-"""Each exporter's layout and config files, read back with real parsers and checked against FORMATS.md."""
+"""Each exporter's layout and config files, read back with real parsers and checked against docs/formats.md."""
 
 from __future__ import annotations
 
@@ -50,12 +50,14 @@ def test_kohya_folder_and_toml(tmp_path: Path) -> None:
     train = root / "img" / "10_ohwx person"
     assert len(images_with_captions(train)) == 6
     assert len(images_with_captions(root / "reg" / "1_person")) == 2
-    config = tomllib.loads((root / "dataset_config.toml").read_text(encoding="utf-8"))
+    text = (root / "dataset_config.toml").read_text(encoding="utf-8")
+    config = tomllib.loads(text)
+    assert "sdxl_train_network.py" in text and "cd" in text.split("accelerate")[0]  # relative: launch here
     assert config["general"]["caption_extension"] == ".txt"
     (dataset,) = config["datasets"]
     assert dataset["resolution"] == 1024 and dataset["batch_size"] == 2 and dataset["enable_bucket"] is True
     bucket_settings = (dataset["min_bucket_reso"], dataset["max_bucket_reso"], dataset["bucket_reso_steps"])
-    assert bucket_settings == (256, 2048, 64)  # the grid the bucket stage cropped to (loraforge.targets)
+    assert bucket_settings == (256, 2048, 64)  # the grid of the rule the bucket stage cut for (KohyaBuckets)
     assert dataset["bucket_no_upscale"] is False
     train_subset, reg_subset = dataset["subsets"]
     assert train_subset["image_dir"] == "img/10_ohwx person" and (root / train_subset["image_dir"]).is_dir()
@@ -67,28 +69,64 @@ def test_kohya_folder_and_toml(tmp_path: Path) -> None:
 
 
 def test_kohya_repeats_and_dataset_root(tmp_path: Path) -> None:
-    root, _ = export_to(tmp_path, "kohya", repeats=3, dataset_root="/workspace/data")
+    root, _ = export_to(tmp_path, "kohya", repeats=3, dataset_root="/workspace/data", target_model="flux")
     assert (root / "img" / "3_ohwx person").is_dir()
-    config = tomllib.loads((root / "dataset_config.toml").read_text(encoding="utf-8"))
+    text = (root / "dataset_config.toml").read_text(encoding="utf-8")
+    config = tomllib.loads(text)
     assert config["datasets"][0]["subsets"][0]["image_dir"] == "/workspace/data/img/3_ohwx person"
+    # flux_train_network.py refuses a step that is not a multiple of 64.
+    assert config["datasets"][0]["bucket_reso_steps"] == 64
+    assert 'flux_train_network.py --dataset_config "/workspace/data/dataset_config.toml"' in text
 
 
 def test_ai_toolkit_yaml(tmp_path: Path) -> None:
     root, _ = export_to(tmp_path, "ai-toolkit", target_model="flux")
-    job = yaml.safe_load((root / "config.yaml").read_text(encoding="utf-8"))
+    text = (root / "config.yaml").read_text(encoding="utf-8")
+    job = yaml.safe_load(text)
+    assert "folder_path is relative" in text  # ai-toolkit would look for it in its own checkout
     (process,) = job["config"]["process"]
     assert process["trigger_word"] == "ohwx" and process["model"]["is_flux"] is True
     (dataset,) = process["datasets"]
     assert dataset["folder_path"] == "dataset" and dataset["caption_ext"] == "txt"
-    assert dataset["resolution"] == [512, 768, 1024] and dataset["buckets"] is True
+    # One resolution, the one the buckets were cut for: each further one would train a downscaled copy.
+    assert dataset["resolution"] == [1024] and dataset["buckets"] is True
     assert dataset["num_repeats"] == 1 and dataset["is_reg"] is False
     assert len(images_with_captions(root / dataset["folder_path"])) == 6
 
 
+# Every key OneTrainer's ConceptConfig knows (modules/util/config/ConceptConfig.py, default_values, with
+# BaseConfig's "__version"); it drops any other key without a word.
+ONETRAINER_CONCEPT_KEYS = {
+    "__version", "image", "text", "name", "path", "seed", "enabled", "type", "include_subdirectories",
+    "image_variations", "text_variations", "balancing", "balancing_strategy", "loss_weight", "concept_stats",
+}  # fmt: skip
+ONETRAINER_IMAGE_KEYS = {
+    "__version", "enable_crop_jitter", "enable_random_flip", "enable_fixed_flip", "enable_random_rotate",
+    "enable_fixed_rotate", "random_rotate_max_angle", "enable_random_brightness", "enable_fixed_brightness",
+    "random_brightness_max_strength", "enable_random_contrast", "enable_fixed_contrast",
+    "random_contrast_max_strength", "enable_random_saturation", "enable_fixed_saturation",
+    "random_saturation_max_strength", "enable_random_hue", "enable_fixed_hue", "random_hue_max_strength",
+    "enable_resolution_override", "resolution_override", "enable_random_circular_mask_shrink",
+    "enable_random_mask_rotate_crop",
+}  # fmt: skip
+ONETRAINER_TEXT_KEYS = {
+    "__version", "prompt_source", "prompt_path", "enable_tag_shuffling", "tag_delimiter", "keep_tags_count",
+    "tag_dropout_enable", "tag_dropout_mode", "tag_dropout_probability", "tag_dropout_special_tags_mode",
+    "tag_dropout_special_tags", "tag_dropout_special_tags_regex", "caps_randomize_enable",
+    "caps_randomize_probability", "caps_randomize_mode", "caps_randomize_lowercase",
+}  # fmt: skip
+
+
 def test_onetrainer_concepts_and_masks(tmp_path: Path) -> None:
-    root, result = export_to(tmp_path, "onetrainer", include_masks=True, repeats=2)
+    root, result = export_to(tmp_path, "onetrainer", include_masks=True, repeats=2, reg_items=[make_item(30)])
     concepts = json.loads((root / "concepts.json").read_text(encoding="utf-8"))
-    (concept,) = concepts
+    for known in concepts:
+        assert set(known) <= ONETRAINER_CONCEPT_KEYS
+        assert set(known["image"]) <= ONETRAINER_IMAGE_KEYS and set(known["text"]) <= ONETRAINER_TEXT_KEYS
+        # The buckets are mgds' set at this resolution, whatever resolution the training config names.
+        assert known["image"]["enable_resolution_override"] is True
+        assert known["image"]["resolution_override"] == "1024"
+    concept, _reg = concepts
     assert concept["type"] == "STANDARD" and concept["enabled"] is True
     assert concept["balancing"] == 2.0 and concept["balancing_strategy"] == "REPEATS"
     assert concept["text"]["prompt_source"] == "sample" and concept["path"] == "images"
@@ -102,7 +140,7 @@ def test_onetrainer_concepts_and_masks(tmp_path: Path) -> None:
 
 
 def test_simpletuner_backends(tmp_path: Path) -> None:
-    root, _ = export_to(tmp_path, "simpletuner", repeats=1, reg_items=[make_item(30)])
+    root, _ = export_to(tmp_path, "simpletuner", repeats=1, reg_items=[make_item(30)], target_model="flux")
     backends = json.loads((root / "multidatabackend.json").read_text(encoding="utf-8"))
     images = [b for b in backends if b["dataset_type"] == "image"]
     (text_embeds,) = [b for b in backends if b["dataset_type"] == "text_embeds"]
@@ -110,10 +148,16 @@ def test_simpletuner_backends(tmp_path: Path) -> None:
     main, reg = images
     assert main["repeats"] == 0  # SimpleTuner counts extra passes: 0 = each image once
     assert main["caption_strategy"] == "textfile" and main["type"] == "local"
-    assert main["resolution_type"] in ("area", "pixel_area", "pixel") and main["cache_dir_vae"]
+    assert (main["resolution_type"], main["resolution"], main["crop"]) == ("pixel_area", 1024, False)
+    assert main["cache_dir_vae"]
     assert len(images_with_captions(root / main["instance_data_dir"])) == 6
     assert reg["is_regularisation_data"] is True
     assert len({b["id"] for b in backends}) == len(backends)
+    # The bucketing's global arguments live in config.json (alignment and rounding are no backend keys).
+    config = json.loads((root / "config.json").read_text(encoding="utf-8"))
+    assert config["data_backend_config"] == "multidatabackend.json" and config["model_family"] == "flux"
+    assert (config["resolution"], config["resolution_type"]) == (1024, "pixel_area")
+    assert (config["aspect_bucket_alignment"], config["aspect_bucket_rounding"]) == (64, 2)
 
 
 def test_hf_metadata_jsonl(tmp_path: Path) -> None:

@@ -68,11 +68,16 @@ def test_diff_lists_added_removed_changed_files_and_settings(tmp_path: Path) -> 
     assert diff.added == sorted([f"{make_item(40).stem}.jpg", f"{make_item(40).stem}.txt"])
     assert diff.removed == sorted([f"{items[4].stem}.png", f"{items[4].stem}.txt"])
     assert diff.changed == [f"{items[1].stem}.txt"]
-    assert diff.settings_changed == {"resolution": (1024, 768)}
+    # The bucket limits follow the resolution, as the bucket stage scales them.
+    assert diff.settings_changed == {
+        "resolution": (1024, 768),
+        "min_bucket_reso": (256, 192),
+        "max_bucket_reso": (2048, 1536),
+    }
 
 
 def test_manifest_read_back_from_json_still_diffs_identical(tmp_path: Path) -> None:
-    spec = make_spec("kohya", buckets=[(1024, 1024), (1216, 832)])
+    spec = make_spec("kohya", bucket_step=32, options={"note": "x"})
     fresh = manifest_of(tmp_path, "a", six_items(), spec)
     stored = json.loads(canonical_json(manifest_of(tmp_path, "b", six_items(), spec)))
     assert diff_manifests(fresh, stored).identical

@@ -271,9 +271,9 @@ def test_spec_options_set_fields_and_keep_extras() -> None:
     dataset = Dataset(
         name="Alice's set!", trigger_word="ohwx", class_word=None, target_model="flux", settings={}
     )
-    spec = _spec(dataset, ExportRequest("kohya", repeats=4, options={"batch_size": 2, "buckets": [[512, 512]],
+    spec = _spec(dataset, ExportRequest("kohya", repeats=4, options={"batch_size": 2, "relative_paths": True,
                                                                      "extra": "x"}))  # fmt: skip
-    assert (spec.repeats, spec.batch_size, spec.buckets, spec.name) == (4, 2, [(512, 512)], "Alice-s-set")
+    assert (spec.repeats, spec.batch_size, spec.relative_paths, spec.name) == (4, 2, True, "Alice-s-set")
     assert dict(spec.options) == {"extra": "x"} and spec.resolution == 1024
 
 
