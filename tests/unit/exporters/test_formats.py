@@ -1,4 +1,4 @@
-"""Each exporter's layout and config files, read back with real parsers and checked against docs/formats.md."""
+"""Each exporter's layout and config files, read back with real parsers (facts: docs/formats.md)."""
 
 from __future__ import annotations
 

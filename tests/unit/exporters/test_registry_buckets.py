@@ -45,7 +45,7 @@ def test_spec_fills_model_defaults_and_refuses_bad_words() -> None:
     defaults = (sd15.resolution, sd15.bucket_step, sd15.max_bucket_reso, sd15.max_caption_tokens)
     assert defaults == (512, 64, 1024, 77)
     smaller = ExportSpec(format="kohya", target_model="sdxl", resolution=768)
-    assert (smaller.min_bucket_reso, smaller.max_bucket_reso) == (192, 1536)  # scaled, as the bucket stage does
+    assert (smaller.min_bucket_reso, smaller.max_bucket_reso) == (192, 1536)  # scaled as the stage does
     assert ExportSpec(format="kohya", target_model="flux").max_caption_tokens == 512
     for bad in (
         {"trigger_word": "a/b"},
