@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import json
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +68,30 @@ class Rendered:
     @staticmethod
     def pod_templates(manifest: dict[str, Any]) -> list[dict[str, Any]]:
         """Pod templates inside a workload or a RayCluster (head first, then worker groups)."""
-        spec = manifest["spec"]
+        spec = manifest.get("spec", {})
         if manifest["kind"] == "RayCluster":
             return [group["template"] for group in [spec["headGroupSpec"], *spec.get("workerGroupSpecs", [])]]
         if manifest["kind"] in {"Deployment", "StatefulSet", "Job"}:
             return [spec["template"]]
         return []
+
+    def all_pod_templates(self) -> list[dict[str, Any]]:
+        return [template for manifest in self.manifests for template in self.pod_templates(manifest)]
+
+    def text(self) -> str:
+        """Everything rendered, NOTES included, as one string."""
+        return yaml.safe_dump_all(self.manifests) + self.notes
+
+
+def parse(files: dict[str, str]) -> Rendered:
+    manifests: list[dict[str, Any]] = []
+    notes = ""
+    for path, text in sorted(files.items()):
+        if path.endswith("NOTES.txt"):
+            notes = text
+            continue
+        manifests.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    return Rendered(manifests=manifests, notes=notes)
 
 
 @pytest.fixture(scope="session")
@@ -86,14 +107,106 @@ def render(chart: Any) -> Callable[..., Rendered]:
     """Render the chart with extra values, as `helm template lf helm/loraforge -n ml` would."""
 
     def _render(values: dict[str, Any] | None = None) -> Rendered:
-        files = chart.render(values or {}, name=RELEASE, namespace=NAMESPACE, is_install=True)
-        manifests: list[dict[str, Any]] = []
-        notes = ""
-        for path, text in sorted(files.items()):
-            if path.endswith("NOTES.txt"):
-                notes = text
-                continue
-            manifests.extend(doc for doc in yaml.safe_load_all(text) if doc)
-        return Rendered(manifests=manifests, notes=notes)
+        return parse(chart.render(values or {}, name=RELEASE, namespace=NAMESPACE, is_install=True))
+
+    return _render
+
+
+@dataclass
+class FakeKubeApi:
+    """The few Kubernetes API routes Helm's `lookup` of a Secret reads, served from `secrets`."""
+
+    url: str
+    secrets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[str] = field(default_factory=list)
+
+    def kubeconfig(self) -> str:
+        return json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+                "users": [{"name": "fake", "user": {}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+                "current-context": "fake",
+            }
+        )
+
+
+def _fake_kube_handler(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
+    secret_prefix = f"/api/v1/namespaces/{NAMESPACE}/secrets/"
+    # Discovery: client-go maps the kind Secret to its resource before reading it.
+    core_resources = {
+        "kind": "APIResourceList",
+        "groupVersion": "v1",
+        "resources": [
+            {
+                "name": "secrets",
+                "singularName": "secret",
+                "namespaced": True,
+                "kind": "Secret",
+                "verbs": ["get"],
+            }
+        ],
+    }
+    not_found = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # keep test output clean
+            pass
+
+        def do_GET(self) -> None:
+            path = self.path.split("?")[0]
+            api.requests.append(path)
+            if path == "/api/v1":
+                self.reply(200, core_resources)
+            elif path.startswith(secret_prefix) and path[len(secret_prefix) :] in api.secrets:
+                self.reply(200, api.secrets[path[len(secret_prefix) :]])
+            else:
+                self.reply(404, not_found)
+
+        def reply(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+@pytest.fixture
+def kube_api() -> Iterator[FakeKubeApi]:
+    """A fake API server on 127.0.0.1 holding Secrets, for renders whose `lookup` sees a cluster."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    api = FakeKubeApi(url=f"http://127.0.0.1:{server.server_address[1]}")
+    server.RequestHandlerClass = _fake_kube_handler(api)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield api
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def render_in_cluster(chart: Any, kube_api: FakeKubeApi) -> Callable[..., Rendered]:
+    """Render as `helm upgrade` does against kube_api: `lookup` reads the Secrets it holds."""
+    import helm_python
+
+    def _render(values: dict[str, Any] | None = None, *, upgrade: bool = True) -> Rendered:
+        with helm_python.Config(kubeconfig_content=kube_api.kubeconfig(), namespace=NAMESPACE) as config:
+            files = config.render(
+                chart,
+                values or {},
+                name=RELEASE,
+                namespace=NAMESPACE,
+                is_install=not upgrade,
+                is_upgrade=upgrade,
+            )
+        return parse(files)
 
     return _render

@@ -17,12 +17,13 @@ import jsonschema
 import pytest
 import yaml
 
-from flows.deployments import DEPLOYMENT_NAME, DEPLOYMENTS
+from flows.deployments import DEPLOYMENT_NAME, DEPLOYMENTS, SCHEDULED
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFRA = REPO_ROOT / "infra"
 DOCKERFILE = INFRA / "docker" / "Dockerfile"
-ENTRYPOINTS = {d.entrypoint for d in DEPLOYMENTS}
+# The pipeline flows and the scheduled maintenance flows: prefect.yaml deploys them all.
+ENTRYPOINTS = {d.entrypoint for d in (*DEPLOYMENTS, *SCHEDULED)}
 # Where the image installs infra/docker/ray-node-entrypoint.sh; compose and the chart call it by this path.
 RAY_NODE_ENTRYPOINT = "/usr/local/bin/ray-node-entrypoint"
 
@@ -231,7 +232,14 @@ def test_ray_cluster_config_validates_against_rays_schema() -> None:
     jsonschema.validate(config, schema)
     assert config["provider"]["type"] == "local"
     head_start = " ".join(config["head_start_ray_commands"])
-    assert "--ray-client-server-port=10001" in head_start
+    assert "--head --port=6379" in head_start
+    for command in config["worker_start_ray_commands"]:
+        if command.startswith("RAY_AUTH_MODE=token ray start"):
+            assert "--address=$RAY_HEAD_IP:6379" in command
+    # Drivers join through the GCS; nothing here points them at a Ray Client server.
+    text = (INFRA / "ray" / "cluster.yaml").read_text()
+    assert "ray://" not in text and "ray-client-server-port" not in text
+    assert "LORAFORGE_RAY_ADDRESS=<head_ip>:6379" in text
 
 
 def test_ray_schema_catches_a_typo() -> None:
@@ -253,3 +261,14 @@ def test_postgres_init_creates_databases_only_when_missing() -> None:
         )
         assert re.search(guarded, sql), database
     assert "CREATE TABLE" not in sql.upper()
+
+
+# Files that name Ray addresses: none may point a driver at a Ray Client server (ray://host:10001).
+RAY_ADDRESS_FILES = ("README.md", "docs/deploy.md", "docker-compose.yml", "infra/ray/cluster.yaml")
+
+
+@pytest.mark.parametrize("name", RAY_ADDRESS_FILES)
+def test_no_ray_client_address_is_offered(name: str) -> None:
+    text = (REPO_ROOT / name).read_text()
+    assert not re.search(r"ray://\S*:10001", text)
+    assert not re.search(r"LORAFORGE_RAY_ADDRESS[=:]\s*\S*ray://", text)

@@ -37,13 +37,15 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 app.kubernetes.io/part-of: loraforge
 {{- end }}
 
+{{/* The CPU build of the image (TORCH_VARIANT=cpu): every process but the Ray GPU workers. */}}
 {{- define "loraforge.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end }}
 
+{{/* The GPU build (TORCH_VARIANT=gpu), tagged <tag>-gpu unless image.gpuTag says otherwise. */}}
 {{- define "loraforge.gpuImage" -}}
-{{- $img := .Values.ray.gpuWorkers.image }}
-{{- printf "%s:%s" ($img.repository | default .Values.image.repository) ($img.tag | default (include "loraforge.image" . | splitList ":" | last)) }}
+{{- $tag := .Values.image.tag | default .Chart.AppVersion }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.gpuTag | default (printf "%s-gpu" $tag)) }}
 {{- end }}
 
 {{- define "loraforge.serviceAccountName" -}}
@@ -91,11 +93,17 @@ app.kubernetes.io/part-of: loraforge
 {{- end }}
 {{- end }}
 
-{{/* KubeRay names the head Service <cluster>-head-svc. Empty: LoRA Forge starts Ray in the worker pod. */}}
+{{/*
+The GCS address (host:6379) flow runs join as Ray drivers. KubeRay names the head Service <cluster>-head-svc.
+Empty: LoRA Forge starts Ray inside the pod that runs the flow.
+*/}}
 {{- define "loraforge.rayAddress" -}}
 {{- if .Values.ray.enabled }}
-{{- printf "ray://%s-head-svc:10001" (include "loraforge.rayClusterName" .) }}
+{{- printf "%s-head-svc:6379" (include "loraforge.rayClusterName" .) }}
 {{- else }}
+{{- if hasPrefix "ray://" .Values.ray.address }}
+{{- fail "ray.address must be the cluster's GCS address, host:6379: Ray Client (ray://) cannot run the model stages" }}
+{{- end }}
 {{- .Values.ray.address }}
 {{- end }}
 {{- end }}
@@ -117,26 +125,35 @@ app.kubernetes.io/part-of: loraforge
 {{- $keys = append $keys "RAY_AUTH_TOKEN" }}
 {{- end }}
 {{- range $keys }}
-- name: {{ . }}
-  valueFrom:
-    secretKeyRef:
-      name: {{ $secret }}
-      key: {{ . }}
+{{ include "loraforge.secretEnvItem" (dict "secret" $secret "key" .) }}
 {{- end }}
 {{- end }}
 
-{{/* Volumes every LoRA Forge pod mounts: model weights and a scratch LORAFORGE_HOME. */}}
+{{/* One variable read from the Secret under its own name. Call with (dict "secret" NAME "key" KEY). */}}
+{{- define "loraforge.secretEnvItem" -}}
+- name: {{ .key }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ .key }}
+{{- end }}
+
+{{/*
+Volumes every LoRA Forge pod mounts: model weights on a shared claim (models.existingClaim, or the one
+templates/models-pvc.yaml creates), so every Ray node and driver finds the same weights, and a scratch
+LORAFORGE_HOME.
+*/}}
+{{- define "loraforge.modelsClaim" -}}
+{{- .Values.models.existingClaim | default (printf "%s-models" (include "loraforge.fullname" .)) }}
+{{- end }}
+
 {{- define "loraforge.appVolumes" -}}
 - name: models
-{{- if .Values.models.existingClaim }}
   persistentVolumeClaim:
-    claimName: {{ .Values.models.existingClaim }}
-{{- else if .Values.models.persistence.enabled }}
-  persistentVolumeClaim:
-    claimName: {{ include "loraforge.fullname" . }}-models
-{{- else }}
-  emptyDir: {}
-{{- end }}
+    claimName: {{ include "loraforge.modelsClaim" . }}
+    {{- if .Values.models.readOnly }}
+    readOnly: true
+    {{- end }}
 - name: data
   emptyDir: {}
 {{- end }}
@@ -144,8 +161,70 @@ app.kubernetes.io/part-of: loraforge
 {{- define "loraforge.appVolumeMounts" -}}
 - name: models
   mountPath: /models
+  {{- if .Values.models.readOnly }}
+  readOnly: true
+  {{- end }}
 - name: data
   mountPath: /data
+{{- end }}
+
+{{/*
+Ray drivers (the API and the Prefect worker) join the cluster as a node with no CPUs or GPUs before their
+command runs (infra/docker/ray-node-entrypoint.sh): a driver needs a raylet on its own host. tini stays PID 1
+and reaps the raylet's processes.
+*/}}
+{{- define "loraforge.rayDriverCommand" -}}
+[/usr/bin/tini, --, /usr/local/bin/ray-node-entrypoint]
+{{- end }}
+
+{{/* Ray's object store of a node lives in /dev/shm; the container default of 64 MiB would spill to disk. */}}
+{{- define "loraforge.shmVolume" -}}
+- name: shm
+  emptyDir:
+    medium: Memory
+    sizeLimit: {{ . }}
+{{- end }}
+
+{{/*
+`loraforge db upgrade`, retried until Postgres answers or migrations.waitTimeoutSeconds pass. Concurrent runs
+(several pods starting at once) are safe: the command serializes on a Postgres advisory lock, and a try that
+fails anyway is retried.
+*/}}
+{{- define "loraforge.migrateScript" -}}
+{{- $m := .Values.migrations -}}
+deadline=$(( $(date +%s) + {{ int $m.waitTimeoutSeconds }} ))
+until loraforge db upgrade; do
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "catalog migrations did not succeed within {{ int $m.waitTimeoutSeconds }}s" >&2
+    exit 1
+  fi
+  echo "catalog not ready (is Postgres still starting?); retrying in {{ int $m.retryIntervalSeconds }}s" >&2
+  sleep {{ int $m.retryIntervalSeconds }}
+done
+{{- end }}
+
+{{/*
+The init container that migrates the catalog before the API or the worker starts. This, not a pre-install
+hook, is what makes a fresh `helm install` work: Helm runs pre-install hooks before it creates any other
+resource, so the chart's own Postgres would not exist yet and the hook would wait until `helm install` times
+out. Call with the root context.
+*/}}
+{{- define "loraforge.migrateInitContainer" -}}
+- name: migrate
+  image: {{ include "loraforge.image" . }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  command: [sh, -c]
+  args:
+    - |
+      {{- include "loraforge.migrateScript" . | nindent 6 }}
+  envFrom:
+    {{- include "loraforge.envFrom" . | nindent 4 }}
+  env:
+    {{- include "loraforge.secretEnv" . | nindent 4 }}
+  resources:
+    {{- toYaml .Values.migrations.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml .Values.containerSecurityContext | nindent 4 }}
 {{- end }}
 
 {{- define "loraforge.configChecksum" -}}
@@ -165,8 +244,15 @@ Call with (dict "root" $ "name" "ray-head" "image" IMAGE "group" GROUP_VALUES "h
 */}}
 {{- define "loraforge.rayPodSpec" -}}
 {{- $root := .root -}}
+{{- /* With autoscaling, the head's autoscaler sidecar talks to the Kubernetes API: without a serviceAccountName
+  KubeRay gives the head a service account of its own, named after the RayCluster and bound to the Role the
+  autoscaler needs, and its token must be mounted. */ -}}
+{{- if and .head $root.Values.ray.enableInTreeAutoscaling -}}
+automountServiceAccountToken: true
+{{- else -}}
 serviceAccountName: {{ include "loraforge.serviceAccountName" $root }}
 automountServiceAccountToken: false
+{{- end }}
 {{- with $root.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
@@ -178,13 +264,12 @@ containers:
     image: {{ .image }}
     imagePullPolicy: {{ $root.Values.image.pullPolicy }}
     {{- if .head }}
+    # No Ray Client port: drivers join through the GCS (6379), see loraforge.rayAddress.
     ports:
       - name: gcs-server
         containerPort: 6379
       - name: dashboard
         containerPort: 8265
-      - name: client
-        containerPort: 10001
     {{- end }}
     envFrom:
       {{- include "loraforge.envFrom" $root | nindent 6 }}
@@ -196,17 +281,13 @@ containers:
       {{- toYaml $root.Values.containerSecurityContext | nindent 6 }}
     volumeMounts:
       {{- include "loraforge.appVolumeMounts" $root | nindent 6 }}
-      # Ray's object store lives in shared memory; the container default of 64 MiB would spill to disk.
       - name: shm
         mountPath: /dev/shm
       - name: ray-tmp
         mountPath: /tmp/ray
 volumes:
   {{- include "loraforge.appVolumes" $root | nindent 2 }}
-  - name: shm
-    emptyDir:
-      medium: Memory
-      sizeLimit: {{ .group.shmSize }}
+  {{- include "loraforge.shmVolume" .group.shmSize | nindent 2 }}
   - name: ray-tmp
     emptyDir: {}
 {{- with .group.nodeSelector }}
@@ -217,4 +298,14 @@ nodeSelector:
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end }}
+
+{{/* The worker's probe: Prefect's runner /health on 127.0.0.1 (the image has Python, not curl). Call with the port. */}}
+{{- define "loraforge.workerHealthCheck" -}}
+exec:
+  command:
+    - python
+    - -c
+    - import urllib.request; urllib.request.urlopen('http://127.0.0.1:{{ . }}/health', timeout=4)
+timeoutSeconds: 5
 {{- end }}
