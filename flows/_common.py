@@ -18,8 +18,10 @@ from sqlalchemy.orm import Session
 from flows import configure_prefect
 from flows._lifecycle import LIFECYCLE_HOOKS, TrackedRun, tracked_run
 from loraforge import tasks
+from loraforge.errors import IncompleteRun
 from loraforge.stages.base import Item, Result, Stage
 from loraforge.stages.context import Context, open_context
+from loraforge.stages.faults import incomplete_run, is_transient
 
 log = logging.getLogger(__name__)
 __all__ = [
@@ -83,7 +85,11 @@ def new_progress_artifact(kind: str) -> Any:
 Recorder = Callable[[Session, list[Result]], R]
 
 
-@task(name="shard", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+SHARD_RETRIES = 2
+"""Prefect runs a failed shard again this often: a crash, or pictures the object store did not take."""
+
+
+@task(name="shard", retries=SHARD_RETRIES, retry_delay_seconds=1, cache_policy=NO_CACHE)
 def run_shard(
     stage: Stage,
     items: list[Item],
@@ -103,8 +109,14 @@ def run_shard(
     With `per_batch`, every finished batch is committed at once, so a crash or a retry loses only the
     batches in flight. `select` keeps the items still to do (a retried shard skips what is recorded);
     `after` runs once the shard's records are committed (e.g. remove staged inputs).
+
+    Results marked transient (loraforge.stages.faults: the object store unreachable through its own
+    retries) make the shard raise IncompleteRun, so Prefect runs it again. Until the last try they are
+    not recorded, and without `per_batch` nothing of the shard is, so the retry records each item once.
+    The last try records everything it has, then raises naming the items the store did not take.
     """
     ctx = open_context()
+    last_try = _is_last_try()
     reporter = ProgressReporter(ctx, task_id, offset=offset, artifact_id=artifact_id)
     records: list[R] = []
     if select is not None:
@@ -115,8 +127,10 @@ def run_shard(
         items = todo
 
     def record_batch(results: list[Result]) -> None:
-        with ctx.catalog.session() as session:
-            records.append(record(session, results))
+        kept = results if last_try else [result for result in results if not is_transient(result)]
+        if kept:
+            with ctx.catalog.session() as session:
+                records.append(record(session, kept))
 
     results = _execute(
         ctx,
@@ -127,12 +141,36 @@ def run_shard(
         executor=executor,
         pool_size=pool_size,
     )
-    if not per_batch:
+    unavailable = [result for result in results if is_transient(result)]
+    retry = bool(unavailable) and not last_try
+    if not per_batch and not retry:
         record_batch(results)
     reporter.flush()
-    if after is not None:
-        after(results)
+    if after is not None and (per_batch or not retry):
+        after([result for result in results if not is_transient(result)])
+    if unavailable:
+        raise _shard_incomplete(stage, offset, len(items), unavailable, last_try=last_try)
     return records
+
+
+def _is_last_try() -> bool:
+    """Whether this run of the shard task is its last one (outside a Prefect task run, the only one)."""
+    from prefect.context import TaskRunContext
+
+    context = TaskRunContext.get()
+    if context is None:
+        return True
+    return context.task_run.run_count > (context.task.retries or 0)
+
+
+def _shard_incomplete(
+    stage: Stage, offset: int, size: int, unavailable: list[Result], *, last_try: bool
+) -> IncompleteRun:
+    where = f"{stage.name} shard at {offset} ({len(unavailable)} of {size} pictures)"
+    if last_try:
+        return incomplete_run(f"{where}: the object store failed through every try", unavailable)
+    log.warning("%s: the object store is unavailable; the shard will be run again", where)
+    return incomplete_run(f"{where}: the object store is unavailable, the shard is run again", unavailable)
 
 
 def run_sharded(
@@ -142,21 +180,36 @@ def run_sharded(
     record: Recorder[R],
     **options: Any,
 ) -> list[R]:
-    """Run the stage over the items shard by shard; returns every recorder's result, in order."""
+    """Run the stage over the items shard by shard; returns every recorder's result, in order.
+
+    A shard still missing pictures after its last try (the object store down throughout) ends the run:
+    IncompleteRun names them, and the pictures of later shards, which would meet the same store, are
+    not tried. What earlier shards and that shard's last try did is recorded.
+    """
     shard_task = run_shard.with_options(name=f"{run.kind}-shard")
     records: list[R] = []
     offset = 0
     for shard in shards(items, run.shard_size):
         run.check_cancelled()
-        records += shard_task(
-            stage,
-            shard,
-            task_id=run.task_id,
-            offset=offset,
-            record=record,
-            artifact_id=run.artifact_id,
-            **options,
-        )
+        try:
+            records += shard_task(
+                stage,
+                shard,
+                task_id=run.task_id,
+                offset=offset,
+                record=record,
+                artifact_id=run.artifact_id,
+                **options,
+            )
+        except IncompleteRun as exc:
+            not_done = [{"filename": item["name"], "error": item["reason"]} for item in exc.items]
+            raise incomplete_run(
+                f"{run.kind} stopped: the object store did not take these pictures through "
+                f"{SHARD_RETRIES + 1} tries of their shard",
+                not_done,
+                not_tried=len(items) - offset - len(shard),
+                advice=f"What was stored is recorded; run {run.kind} again once the store answers.",
+            ) from exc
         offset += len(shard)
     run.check_cancelled()
     return records

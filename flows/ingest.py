@@ -9,8 +9,15 @@ from typing import Any
 from prefect import flow
 
 from flows._common import LIFECYCLE_HOOKS, run_sharded, tracked_run
-from loraforge.sources.staging import remove_staged
-from loraforge.stages.ingest import IngestStage, IngestSummary, existing_sha256, record_ingest, stage_inputs
+from loraforge.stages.ingest import (
+    IngestStage,
+    IngestSummary,
+    check_all_stored,
+    existing_sha256,
+    record_ingest,
+    remove_staged_inputs,
+    stage_inputs,
+)
 from loraforge.stages.options import IngestOptions
 
 
@@ -18,7 +25,11 @@ from loraforge.stages.options import IngestOptions
 def ingest_flow(
     dataset_id: str, options: IngestOptions, task_id: str | None = None, parent_id: str | None = None
 ) -> dict[str, Any]:
-    """Store every picture of the sources in the dataset; returns the ingest summary."""
+    """Store every picture of the sources in the dataset; returns the ingest summary.
+
+    Raises IncompleteRun naming the pictures the object store did not take (down through every retry of
+    their shard, or refusing them): such a run is FAILED, never COMPLETED with silent failures.
+    """
     with tracked_run("ingest", dataset_id, options, task_id=task_id, parent_id=parent_id) as run:
         items = stage_inputs(run.ctx, dataset_id, options, batch=options.upload_batch or uuid.uuid4().hex)
         run.set_total(len(items))
@@ -36,10 +47,13 @@ def ingest_flow(
             stage,
             items,
             partial(record_ingest, dataset_id=dataset_id),
-            after=partial(remove_staged, run.ctx.store),
+            after=partial(remove_staged_inputs, run.ctx.store),
         )
         for record in records:
             summary.merge(record)
+        if summary.not_stored:
+            publish_failures_table(summary)
+        check_all_stored(summary)
         result = summary.to_dict()
         run.complete(result)
     publish_failures_table(summary)
@@ -49,7 +63,8 @@ def ingest_flow(
 def publish_failures_table(summary: IngestSummary) -> None:
     from prefect.artifacts import create_table_artifact
 
-    rows = summary.failed + [
+    rows = [{"filename": r["filename"], "reason": f"not stored: {r['error']}"} for r in summary.not_stored]
+    rows += summary.failed + [
         {"filename": d["filename"], "reason": f"exact duplicate of {d['duplicate_of']}"}
         for d in summary.duplicates
     ]

@@ -5,20 +5,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import PurePosixPath
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loraforge.catalog.models import Image
-from loraforge.errors import InvalidInput
+from loraforge.errors import InvalidInput, StorageError
 from loraforge.imaging.decode import decode, image_facts, open_checked
 from loraforge.imaging.hashes import phash_hex, sha256_hex
 from loraforge.imaging.thumbnail import draft_size_for, encode_thumbnail, thumbnail_image
 from loraforge.sources import SourceLimits
-from loraforge.sources.staging import read_staged, stage_sources, stage_uploaded
+from loraforge.sources.staging import read_staged, remove_staged, stage_sources, stage_uploaded
 from loraforge.stages.base import Item, Resources, Result, error_result
 from loraforge.stages.context import Context
+from loraforge.stages.faults import failed, incomplete_run, is_not_stored
 from loraforge.stages.options import IngestOptions
 from loraforge.storage import ObjectStore, StoreConfig, open_store
 from loraforge.storage.keys import original_key, thumbnail_key
@@ -63,8 +65,10 @@ class IngestStage:
             if sha256 in self.known_sha256:
                 return {**item, "sha256": sha256, "already_present": True, "error": None}
             return {**item, **self._store_picture(data, sha256), "already_present": False, "error": None}
-        except InvalidInput as exc:
-            return error_result(item, str(exc))
+        except (InvalidInput, StorageError) as exc:
+            # The picture's fault (content) or the store's (unavailable after retries, or refusing):
+            # `failed` marks which, and a store outage makes the shard run again.
+            return failed(item, exc)
         except Exception as exc:  # noqa: BLE001 - one bad picture must never fail the batch
             log.exception("ingest failed for %s", item.get("filename"))
             return error_result(item, f"unexpected error: {exc!r}")
@@ -103,6 +107,9 @@ class IngestSummary:
     duplicates: list[dict[str, str]] = field(default_factory=list)
     already_present: list[str] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
+    """Pictures refused for what they are (corrupt, too large...), with the reason."""
+    not_stored: list[Result] = field(default_factory=list)
+    """Results of pictures the object store did not take: the run fails naming them."""
 
     def merge(self, other: IngestSummary) -> None:
         self.found += other.found
@@ -110,6 +117,7 @@ class IngestSummary:
         self.duplicates += other.duplicates
         self.already_present += other.already_present
         self.failed += other.failed
+        self.not_stored += other.not_stored
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -141,6 +149,9 @@ def record_ingest(session: Session, results: Sequence[Result], *, dataset_id: st
     new_rows = []
     for result in results:
         filename = str(result["filename"])
+        if result.get("error") and is_not_stored(result):
+            summary.not_stored.append(result)
+            continue
         if result.get("error"):
             summary.failed.append({"filename": filename, "reason": str(result["error"])})
             continue
@@ -176,14 +187,65 @@ def record_ingest(session: Session, results: Sequence[Result], *, dataset_id: st
 
 
 def stage_inputs(ctx: Context, dataset_id: str, options: IngestOptions, *, batch: str) -> list[Item]:
-    """Copy every input into object storage (DESIGN: workers read objects, never the driver's disk)."""
+    """Copy every input into object storage (DESIGN: workers read objects, never the driver's disk).
+
+    Raises IncompleteRun, naming the inputs, when the store would not take some of them: they would
+    otherwise be reported as bad pictures in a run that completed.
+    """
+    log_store = _WriteLog(ctx.store)
+    store = cast(ObjectStore, log_store)
     items: list[Item] = []
     if options.upload_batch:
-        items += stage_uploaded(
-            ctx.store, ctx.source_limits, dataset_id=dataset_id, batch=options.upload_batch
-        )
+        items += stage_uploaded(store, ctx.source_limits, dataset_id=dataset_id, batch=options.upload_batch)
     if options.sources:
-        items += stage_sources(
-            options.sources, ctx.source_limits, ctx.store, dataset_id=dataset_id, batch=batch
+        items += stage_sources(options.sources, ctx.source_limits, store, dataset_id=dataset_id, batch=batch)
+    if log_store.failed:
+        remove_staged_inputs(ctx.store, items)
+        # A staged key ends in the input's file name (made safe): enough for the user to find it.
+        not_staged = [
+            failed({"filename": PurePosixPath(key).name}, exc) for key, exc in log_store.failed.items()
+        ]
+        raise incomplete_run(
+            "ingest stopped before any picture was processed: the object store did not take these inputs",
+            not_staged,
+            advice="Nothing was added; run the ingest again once the store answers.",
         )
     return items
+
+
+def check_all_stored(summary: IngestSummary) -> None:
+    """Fail the run when the store did not take some pictures, naming them (content failures do not)."""
+    if summary.not_stored:
+        raise incomplete_run(
+            "ingest: the object store did not take these pictures",
+            summary.not_stored,
+            advice="The other pictures are recorded; run the ingest again to add these.",
+        )
+
+
+def remove_staged_inputs(store: ObjectStore, results: Sequence[Result]) -> None:
+    """Delete a recorded shard's staged inputs; a store failing now leaves garbage, not a failed run
+    (the integrity check removes unreferenced objects once old)."""
+    try:
+        remove_staged(store, results)
+    except StorageError as exc:
+        log.warning("staged inputs of a recorded shard were not all removed: %s", exc)
+
+
+class _WriteLog:
+    """An ObjectStore that remembers the keys it could not write: staging turns every error into an item
+    error, and the ingest must tell a store that failed from an input that was bad."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+        self.failed: dict[str, StorageError] = {}
+
+    def put(self, key: str, data: Any, **options: Any) -> Any:
+        try:
+            return self._store.put(key, data, **options)
+        except StorageError as exc:
+            self.failed[key] = exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
