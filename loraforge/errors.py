@@ -43,6 +43,10 @@ class CatalogError(LoraForgeError):
     """The catalog database cannot be reached or migrated."""
 
 
+class CatalogBusy(CatalogError):
+    """Every catalog connection stayed in use for the pool timeout: try again shortly."""
+
+
 class Forbidden(LoraForgeError):
     """The caller may not do this here (a server path outside the import roots, a setting only the
     operator may choose)."""
@@ -53,10 +57,10 @@ class IncompleteRun(LoraForgeError):
     store unavailable or refusing writes). The message names them; running it again does what is missing."""
 
     def __init__(self, message: str, items: list[dict[str, str]] | None = None) -> None:
-        super().__init__(message, items or [])
+        super().__init__(message)  # the message alone: logs show it, not every item's reason again
         self.message = message
         self.items = items or []
         """One {"name", "reason"} per item not done."""
 
-    def __str__(self) -> str:
-        return self.message
+    def __reduce__(self) -> tuple[type[IncompleteRun], tuple[str, list[dict[str, str]]]]:
+        return (type(self), (self.message, self.items))

@@ -56,14 +56,15 @@ def incomplete_run(
     what: str, not_done: Sequence[Result], *, not_tried: int = 0, advice: str = ""
 ) -> IncompleteRun:
     """The error ending a run whose pictures the store did not take: their names first (a CLI shows the
-    start of the message), then one reason, then what happened to the rest."""
+    start of the message), then how many were not tried, then one reason."""
     names = [item_name(result) for result in not_done]
     shown = ", ".join(names[:NAMES_SHOWN])
     if len(names) > NAMES_SHOWN:
         shown += f" and {len(names) - NAMES_SHOWN} more"
-    message = f"{what} ({len(names)}): {shown}. Reason: {not_done[0].get('error')}."
+    message = f"{what} ({len(names)}): {shown}."
     if not_tried:
         message += f" {not_tried} more pictures were not tried."
+    message += f" Reason: {not_done[0].get('error')}."
     if advice:
         message += f" {advice}"
     items = [

@@ -107,7 +107,10 @@ def describe(exc: BaseException) -> str:
         return f"HTTP {_status(exc)} with a non-S3 reply"
     if isinstance(exc, MaxRetryError) and exc.reason is not None:
         return describe(exc.reason)
-    text = re.sub(r"<[^<>]* object at 0x[0-9a-f]+>:?\s*", "", str(exc)).strip()
+    # urllib3 prefixes the connection's repr; the endpoint is named elsewhere in the message.
+    text = re.sub(
+        r"<[^<>]* object at 0x[0-9a-f]+>:?\s*|HTTPS?Connection\(host=[^)]*\):\s*", "", str(exc)
+    ).strip()
     return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
