@@ -87,6 +87,18 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="A running task silent this long is marked CRASHED."
     )
     api_token: str | None = Field(default=None, description="Bearer token the API requires, if set.")
+    # The API's threads each hold at most one catalog connection, so the pool (size + overflow) is at
+    # least the thread count: no request waits for a connection another waiting request holds.
+    api_threads: int = Field(default=40, ge=1, le=1000, description="Worker threads per API process.")
+    catalog_pool_size: int = Field(default=20, ge=1, le=1000, description="Catalog connections kept open.")
+    catalog_max_overflow: int = Field(default=30, ge=0, le=1000, description="Extra connections under load.")
+    catalog_pool_timeout_s: float = Field(
+        default=10.0, gt=0, description="Wait for a free connection this long, then answer 503."
+    )
+    max_request_bytes: int = Field(
+        default=2 * 1024**3, ge=1, description="Cap on one upload request's body (all its files)."
+    )
+    max_json_bytes: int = Field(default=1024 * 1024, ge=1, description="Cap on a JSON request body.")
     api_url: str = Field(default="http://127.0.0.1:8000", description="Where the dashboard finds the API.")
     # Scheduled flows served by `loraforge worker`: seconds between runs, a cron expression, or "off".
     schedule_reap_tasks: str = Field(default="60", description="Stale-task reaper schedule.")

@@ -6,13 +6,15 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from loraforge.errors import CatalogError
+from loraforge.errors import CatalogBusy, CatalogError
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -22,9 +24,9 @@ MIGRATION_LOCK_ID = 0x4C6F7261466F7267  # "LoraForg": the Postgres advisory lock
 class Catalog:
     """One database: an engine, a session factory, and the guarantee its schema is current."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool: PoolSize | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, pool)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._migrated = False
         self._lock = threading.Lock()
@@ -40,6 +42,9 @@ class Catalog:
         except OperationalError as exc:
             session.rollback()
             raise CatalogError(f"catalog error: {exc.orig or exc}") from exc
+        except PoolTimeout as exc:
+            session.rollback()
+            raise CatalogBusy("the catalog is busy: no free connection; try again shortly") from exc
         except BaseException:
             session.rollback()
             raise
@@ -56,7 +61,16 @@ class Catalog:
         self.engine.dispose()
 
 
-def make_engine(url: str) -> Engine:
+@dataclass(frozen=True)
+class PoolSize:
+    """Connection pool of a server database (SQLite needs none)."""
+
+    size: int = 5
+    max_overflow: int = 10
+    timeout_s: float = 30.0
+
+
+def make_engine(url: str, pool: PoolSize | None = None) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -64,7 +78,15 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    pool = pool or PoolSize()
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool.size,
+        max_overflow=pool.max_overflow,
+        pool_timeout=pool.timeout_s,
+        connect_args={"connect_timeout": 10},
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass
 
 from loraforge.catalog import Catalog
+from loraforge.catalog.db import PoolSize
 from loraforge.config import Settings, get_settings
 from loraforge.sources import SourceLimits
 from loraforge.storage import ObjectStore, StoreConfig, open_store
@@ -41,7 +42,12 @@ def open_context(settings: Settings | None = None) -> Context:
     with _lock:
         catalog = _catalogs.get(url)
         if catalog is None:
-            catalog = _catalogs[url] = Catalog(url)
+            pool = PoolSize(
+                size=settings.catalog_pool_size,
+                max_overflow=settings.catalog_max_overflow,
+                timeout_s=settings.catalog_pool_timeout_s,
+            )
+            catalog = _catalogs[url] = Catalog(url, pool=pool)
     store_config = StoreConfig.from_settings(settings)
     return Context(
         settings=settings, catalog=catalog, store=open_store(store_config), store_config=store_config

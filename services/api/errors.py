@@ -11,9 +11,11 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loraforge.errors import (
+    CatalogBusy,
     CatalogError,
     ConfigError,
     Conflict,
@@ -32,6 +34,7 @@ ERROR_STATUS: tuple[tuple[type[LoraForgeError], int, str], ...] = (
     (Conflict, 409, "conflict"),
     (Forbidden, 403, "forbidden"),
     (InvalidInput, 422, "invalid_input"),
+    (CatalogBusy, 503, "busy"),
     (ConfigError, 503, "config_error"),
     (CatalogError, 503, "catalog_unavailable"),
     (StorageError, 503, "storage_unavailable"),
@@ -59,14 +62,35 @@ def _status_code_name(status: int) -> str:
         return "error"
 
 
+RETRY_AFTER_S = "2"
+"""What a 503 tells the client to wait: the catalog or store is busy or away, not broken."""
+
+
 async def handle_loraforge_error(_request: Request, exc: Exception) -> JSONResponse:
     for error_class, status, code in ERROR_STATUS:
         if isinstance(exc, error_class):
             if status >= 500:
                 log.warning("%s: %s", code, exc)
-            return error_response(status, code, str(exc))
+            headers = {"Retry-After": RETRY_AFTER_S} if status == 503 else None
+            return error_response(status, code, str(exc), headers=headers)
     log.error("unexpected LoRA Forge error", exc_info=exc)
-    return error_response(500, "internal_error", str(exc))
+    return error_response(500, "internal_error", "internal error")
+
+
+async def handle_pool_timeout(_request: Request, _exc: Exception) -> JSONResponse:
+    # A connection checked out outside Catalog.session() (e.g. by a dependency) timed out the same way.
+    return error_response(
+        503,
+        "busy",
+        "the catalog is busy: no free connection; try again shortly",
+        headers={"Retry-After": RETRY_AFTER_S},
+    )
+
+
+async def handle_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    """The last resort: log the bug with its traceback, tell the client nothing about the internals."""
+    log.error("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "internal error")
 
 
 async def handle_validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -99,3 +123,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
     app.add_exception_handler(IntegrityError, handle_integrity_error)
+    app.add_exception_handler(PoolTimeout, handle_pool_timeout)
+    app.add_exception_handler(Exception, handle_unexpected)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
 from fastapi import FastAPI
 
+from loraforge.config import get_settings
 from services.api.errors import install_error_handlers
+from services.api.guard import RequestGuard
 from services.api.routes import build_api_router
 from services.api.routes.health import package_version
 
@@ -17,10 +23,19 @@ def create_app() -> FastAPI:
         version=package_version(),
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
+        lifespan=lifespan,
     )
     install_error_handlers(app)
     app.include_router(build_api_router(), prefix=API_PREFIX)
+    app.add_middleware(RequestGuard)  # type: ignore[arg-type]
     return app
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    # Sync routes run in AnyIO's thread pool; its size and the catalog pool are set together (config.py).
+    anyio.to_thread.current_default_thread_limiter().total_tokens = get_settings().api_threads
+    yield
 
 
 app = create_app()

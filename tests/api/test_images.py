@@ -135,6 +135,8 @@ def test_oversized_upload_is_refused_before_any_task_starts(
         dataset = make_dataset(session, make_workspace(session))
     big = ("files", ("big.jpg", b"\xff" * 5000, "image/jpeg"))
     response = client.post(f"{API}/datasets/{dataset.id}/images", files=[big])
-    assert response.status_code == 422 and "too large" in response.json()["error"]["message"]
+    # Refused while streaming, by the request guard, before the route (and its spooling) got the file.
+    assert response.status_code == 413
+    assert response.json()["error"] == {"code": "request_entity_too_large", "message": "a file is over 1000 bytes"}
     assert client.post(f"{API}/datasets/{dataset.id}/images").status_code == 422  # no files at all
     assert client.get(f"{API}/datasets/{dataset.id}/tasks").json()["count"] == 0
