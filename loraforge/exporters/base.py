@@ -77,9 +77,9 @@ class ExportSpec:
     jpeg_quality: int = 95
     dataset_root: str | None = None
     """Where the trainer will find the export: config files name paths under it (None: relative paths).
-    An export into a folder sets it to that folder's absolute path unless `relative_paths` is set."""
+    The local folder copy of a stored export names its own absolute path unless `relative_paths` is set."""
     relative_paths: bool = False
-    """Keep config paths relative to the export even when it is written to a folder (a portable archive)."""
+    """Keep the folder copy's config paths relative to it too (a folder to move elsewhere)."""
     name: str = "dataset"
     options: Mapping[str, Any] = field(default_factory=dict)
     """Format-specific extras, documented in each exporter module."""

@@ -27,6 +27,11 @@ class Exporter(Protocol):
         """The trainer's own bucketing under the settings `write` puts in its config."""
         ...
 
+    def configs(self, spec: ExportSpec) -> dict[str, str]:
+        """The config files naming where the pictures lie (file name -> text), exactly as `write` writes
+        them: an export rewrites them in its local folder to name that folder's absolute path."""
+        ...
+
 
 E = TypeVar("E", bound=type)
 

@@ -21,7 +21,15 @@ from typing import Any
 
 from loraforge.catalog.models import Export, utcnow
 from loraforge.errors import Conflict, InvalidInput
-from loraforge.exporters import DirectorySink, ZipSink, build_manifest, canonical_json, validate
+from loraforge.exporters import (
+    DirectorySink,
+    ExportSpec,
+    ZipSink,
+    build_manifest,
+    canonical_json,
+    get_exporter,
+    validate,
+)
 from loraforge.exporters import export_dataset as write_dataset
 from loraforge.exporters.sinks import Sink
 from loraforge.stages.context import Context
@@ -137,12 +145,10 @@ def write_export(
 ) -> ExportOutcome:
     """Validate, write, store, then commit the version; on any failure nothing stays visible.
 
-    Written into a folder, the trainer configs name that folder's absolute path, so the trainer finds the
-    pictures from wherever it is launched (its own checkout, mostly); spec.relative_paths keeps them relative
-    for a portable archive, and a spec.dataset_root already given is kept."""
-    if out_dir is not None and not plan.spec.relative_paths and plan.spec.dataset_root is None:
-        root = str(out_dir.expanduser().resolve())
-        plan = dataclasses.replace(plan, spec=dataclasses.replace(plan.spec, dataset_root=root))
+    The stored version (and its .zip copies) is portable: config paths are relative to its root, unless
+    spec.dataset_root names another. The folder copy's config files name the folder's absolute path instead
+    (`_locate_configs`), so the trainer finds the pictures from wherever it is launched (mostly its own
+    checkout); spec.relative_paths keeps them relative there too."""
     if not plan.items:
         raise InvalidInput(
             f"dataset {plan.dataset.name!r} has no images to export (kept, or pending if never "
@@ -191,6 +197,7 @@ def write_export(
                 os.replace(partial, zip_path)
                 placed[-1] = zip_path
             if staging is not None and out_dir is not None:
+                _locate_configs(plan.spec, staging, out_dir)
                 if out_dir.exists():
                     out_dir.rmdir()  # checked empty above; rename needs it gone
                 os.replace(staging, out_dir)
@@ -216,6 +223,16 @@ def write_export(
         str(out_dir) if out_dir else None,
         str(zip_path) if zip_path else None,
     )
+
+
+def _locate_configs(spec: ExportSpec, staging: Path, out_dir: Path) -> None:
+    """Rewrite the folder copy's config files to name the folder's absolute path; every other file stays
+    byte for byte the stored version's."""
+    if spec.relative_paths or spec.dataset_root is not None:
+        return
+    located = dataclasses.replace(spec, dataset_root=str(out_dir.expanduser().resolve()))
+    for name, text in get_exporter(spec.format).configs(located).items():
+        (staging / name).write_bytes(text.encode("utf-8"))
 
 
 def _sibling(target: Path, export_id: str) -> Path:

@@ -33,8 +33,8 @@ RELATIVE_PATHS = inspect.Parameter(
     default=typer.Option(
         False,
         "--relative-paths",
-        help="Config paths relative to the export (a portable archive) instead of the --out folder's "
-        "absolute path; the configs' comments say how to launch then. Same as --option relative_paths=true.",
+        help="Keep the --out folder's config paths relative to it (to move it elsewhere) instead of naming "
+        "its absolute path; the stored version's are always relative. Same as --option relative_paths=true.",
     ),
     annotation=bool,
 )

@@ -9,12 +9,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from PIL import Image as PILImage
 from sqlalchemy import select
 
 from loraforge.catalog import queries
 from loraforge.catalog.models import Caption, Export, Image, Task
 from loraforge.errors import InvalidInput
 from loraforge.exporters import canonical_json
+from loraforge.exporters.buckets import trainer_rule
 from loraforge.stages.context import open_context
 from tests.conftest import run_cli
 from tests.support import runs
@@ -57,7 +59,10 @@ def test_exports_are_stored_versions_that_download_and_compare(
         assert picture.parent.name == "10_ohwx person"
         assert "ohwx" in picture.with_suffix(".txt").read_text(encoding="utf-8")
     config = tomllib.loads((folder / "dataset_config.toml").read_text(encoding="utf-8"))
-    assert config["datasets"][0]["subsets"][0]["image_dir"] == "img/10_ohwx person"
+    # The folder names its own absolute path: sd-scripts finds the pictures from wherever it is launched.
+    assert config["datasets"][0]["subsets"][0]["image_dir"] == str(
+        folder.resolve() / "img" / "10_ohwx person"
+    )
 
     first = runs.export("alice", format="replicate", out=str(tmp_path / "alice.zip"))
     second = runs.export("alice", format="replicate")
@@ -103,3 +108,24 @@ def test_strict_export_with_a_missing_caption_leaves_no_completed_version(
     assert list(ctx.store.list("exports/")) == [] and not (tmp_path / "out").exists()
     lenient = runs.export("alice", format="kohya")
     assert any("missing_caption" in line for line in lenient["warnings"])
+
+
+def test_bucketed_for_onetrainer_and_exported_by_the_cli_every_picture_is_a_size_mgds_keeps(
+    tmp_path: Path, stack_env: dict[str, str]
+) -> None:
+    ingest_captioned(tmp_path / "photos")
+    bucketed = runs.bucket("alice", target="sdxl", trainer="onetrainer")
+    assert bucketed["trainer"] == "onetrainer" and bucketed["processed"] == len(PHOTOS)
+    rule = trainer_rule("onetrainer", "sdxl")
+    for flags, folder in (([], tmp_path / "ot"), (["--relative-paths"], tmp_path / "ot-portable")):
+        done = run_cli("export", "--dataset", "alice", "--format", "onetrainer", "--out", str(folder), *flags,
+                       env=stack_env)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        (concept,) = json.loads((folder / "concepts.json").read_text(encoding="utf-8"))
+        expected = "images" if flags else str(folder.resolve() / "images")
+        assert concept["path"] == expected and concept["image"]["resolution_override"] == "1024"
+        pictures = [p for p in (folder / "images").iterdir() if p.suffix in (".jpg", ".png")]
+        assert len(pictures) == len(PHOTOS)
+        for picture in pictures:
+            with PILImage.open(picture) as image:
+                assert rule.place(*image.size).keeps(*image.size), (picture.name, image.size)

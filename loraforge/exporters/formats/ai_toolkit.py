@@ -95,12 +95,17 @@ class AiToolkitExporter:
 
     def write(self, items: Sequence[ExportItem], spec: ExportSpec, out: ExportWriter) -> None:
         out.write_images(items, IMAGE_DIR)
-        datasets = [self._dataset(spec, IMAGE_DIR, spec.repeats_or(self.default_repeats), is_reg=False)]
         if spec.reg_items:
             out.write_images(spec.reg_items, REG_DIR)
+        for name, text in self.configs(spec).items():
+            out.write_text(name, text)
+
+    def configs(self, spec: ExportSpec) -> dict[str, str]:
+        datasets = [self._dataset(spec, IMAGE_DIR, spec.repeats_or(self.default_repeats), is_reg=False)]
+        if spec.reg_items:
             datasets.append(self._dataset(spec, REG_DIR, spec.reg_repeats, is_reg=True))
         text = yaml.safe_dump(self._job(spec, datasets), sort_keys=False, allow_unicode=True)
-        out.write_text(CONFIG_NAME, _header(spec) + text)
+        return {CONFIG_NAME: _header(spec) + text}
 
     def _dataset(self, spec: ExportSpec, folder: str, repeats: int, *, is_reg: bool) -> dict[str, Any]:
         return {

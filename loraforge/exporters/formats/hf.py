@@ -34,6 +34,9 @@ class HuggingFaceExporter:
         )
         return AnySize(generic, name="HF ImageFolder (any size)")
 
+    def configs(self, spec: ExportSpec) -> dict[str, str]:
+        return {}  # metadata.jsonl names the pictures relative to itself, wherever the folder lies
+
     def write(self, items: Sequence[ExportItem], spec: ExportSpec, out: ExportWriter) -> None:
         if spec.reg_items:
             out.warn("hf: ImageFolder has no regularisation split; reg_items left out")

@@ -132,16 +132,26 @@ class KohyaExporter:
         )
 
     def write(self, items: Sequence[ExportItem], spec: ExportSpec, out: ExportWriter) -> None:
-        rule = self.bucket_rule(spec)
-        repeats = spec.repeats_or(self.default_repeats)
-        train_dir = f"img/{instance_folder(repeats, spec.trigger_word, spec.class_word)}"
-        out.write_images(items, train_dir)
-        subsets: list[dict[str, Any]] = [self._subset(spec, train_dir, repeats, is_reg=False)]
+        out.write_images(items, self._train_dir(spec))
         if spec.reg_items:
-            reg_dir = f"reg/{instance_folder(spec.reg_repeats, None, spec.class_word)}"
-            out.write_images(spec.reg_items, reg_dir)
-            subsets.append(self._subset(spec, reg_dir, spec.reg_repeats, is_reg=True))
-        out.write_text(CONFIG_NAME, _header(spec, rule) + tomli_w.dumps(self._config(spec, rule, subsets)))
+            out.write_images(spec.reg_items, self._reg_dir(spec))
+        for name, text in self.configs(spec).items():
+            out.write_text(name, text)
+
+    def configs(self, spec: ExportSpec) -> dict[str, str]:
+        rule = self.bucket_rule(spec)
+        train = self._subset(spec, self._train_dir(spec), spec.repeats_or(self.default_repeats), is_reg=False)
+        subsets: list[dict[str, Any]] = [train]
+        if spec.reg_items:
+            subsets.append(self._subset(spec, self._reg_dir(spec), spec.reg_repeats, is_reg=True))
+        return {CONFIG_NAME: _header(spec, rule) + tomli_w.dumps(self._config(spec, rule, subsets))}
+
+    def _train_dir(self, spec: ExportSpec) -> str:
+        repeats = spec.repeats_or(self.default_repeats)
+        return f"img/{instance_folder(repeats, spec.trigger_word, spec.class_word)}"
+
+    def _reg_dir(self, spec: ExportSpec) -> str:
+        return f"reg/{instance_folder(spec.reg_repeats, None, spec.class_word)}"
 
     def _subset(self, spec: ExportSpec, folder: str, repeats: int, *, is_reg: bool) -> dict[str, Any]:
         tokens = spec.class_word if is_reg else " ".join(w for w in (spec.trigger_word, spec.class_word) if w)

@@ -90,14 +90,19 @@ class OneTrainerExporter:
         written = out.write_images(items, IMAGE_DIR, masks=spec.include_masks)
         if spec.include_masks and not any(image.item.faces for image in written):
             out.warn("onetrainer: include_masks is set but no image has face boxes; no masks written")
+        if spec.reg_items:
+            out.write_images(spec.reg_items, REG_DIR)
+        for name, text in self.configs(spec).items():
+            out.write_text(name, text)
+
+    def configs(self, spec: ExportSpec) -> dict[str, str]:
         concept_name = " ".join(w for w in (spec.trigger_word, spec.class_word) if w) or spec.name
         repeats = float(spec.repeats_or(self.default_repeats))
         concepts = [self._concept(spec, concept_name, IMAGE_DIR, repeats)]
         if spec.reg_items:
-            out.write_images(spec.reg_items, REG_DIR)
             reg_name = f"{spec.class_word or 'regularisation'} (reg)"
             concepts.append(self._concept(spec, reg_name, REG_DIR, float(spec.reg_repeats), is_reg=True))
-        out.write_text(CONFIG_NAME, json.dumps(concepts, indent=2, ensure_ascii=False) + "\n")
+        return {CONFIG_NAME: json.dumps(concepts, indent=2, ensure_ascii=False) + "\n"}
 
     def _concept(
         self, spec: ExportSpec, name: str, folder: str, balancing: float, *, is_reg: bool = False

@@ -100,6 +100,9 @@ class ReplicateExporter:
         assert spec.resolution and spec.min_bucket_reso and spec.max_bucket_reso
         return PinnedAiToolkitBuckets(spec.resolution, spec.min_bucket_reso, spec.max_bucket_reso)
 
+    def configs(self, spec: ExportSpec) -> dict[str, str]:
+        return {}  # the upload zip holds pictures and captions only
+
     def write(self, items: Sequence[ExportItem], spec: ExportSpec, out: ExportWriter) -> None:
         if spec.target_model != "flux":
             out.warn(

@@ -125,11 +125,16 @@ class SimpleTunerExporter:
         return SimpleTunerPixelArea(spec.resolution)
 
     def write(self, items: Sequence[ExportItem], spec: ExportSpec, out: ExportWriter) -> None:
-        rule = self.bucket_rule(spec)
         out.write_images(items, IMAGE_DIR)
-        backends = [self._image_backend(spec, spec.name, IMAGE_DIR, spec.repeats_or(self.default_repeats))]
         if spec.reg_items:
             out.write_images(spec.reg_items, REG_DIR)
+        for name, text in self.configs(spec).items():
+            out.write_text(name, text)
+
+    def configs(self, spec: ExportSpec) -> dict[str, str]:
+        rule = self.bucket_rule(spec)
+        backends = [self._image_backend(spec, spec.name, IMAGE_DIR, spec.repeats_or(self.default_repeats))]
+        if spec.reg_items:
             reg = self._image_backend(spec, f"{spec.name}-reg", REG_DIR, spec.reg_repeats)
             reg["is_regularisation_data"] = True
             backends.append(reg)
@@ -142,8 +147,10 @@ class SimpleTunerExporter:
                 "cache_dir": spec.path_in_dataset(f"cache/text/{spec.target_model}"),
             }
         )
-        out.write_text(BACKENDS_NAME, json.dumps(backends, indent=2, ensure_ascii=False) + "\n")
-        out.write_text(CONFIG_NAME, json.dumps(self._config(spec, rule), indent=2, ensure_ascii=False) + "\n")
+        return {
+            BACKENDS_NAME: json.dumps(backends, indent=2, ensure_ascii=False) + "\n",
+            CONFIG_NAME: json.dumps(self._config(spec, rule), indent=2, ensure_ascii=False) + "\n",
+        }
 
     def _config(self, spec: ExportSpec, rule: SimpleTunerPixelArea) -> dict[str, Any]:
         """The global arguments the bucketing reads, and what ties the run to this export."""

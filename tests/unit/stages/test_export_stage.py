@@ -317,3 +317,30 @@ def test_exports_cli_lists_downloads_and_diffs(ctx: Context, tmp_path: Path) -> 
     }
     missing = runner.invoke(app, ["exports", "get", "--dataset", "alice", "ffffffff", "--out", "x.zip"])
     assert missing.exit_code == 1 and "no completed export" in missing.output
+
+
+def test_the_folder_copy_names_its_absolute_path_and_the_stored_version_stays_portable(
+    ctx: Context, tmp_path: Path
+) -> None:
+    dataset_id, _ = make_dataset(ctx)
+    out_dir = tmp_path / "alice-kohya"
+    outcome = write_export(ctx, plan(ctx, dataset_id), out_dir=out_dir)
+    stored = zipfile.ZipFile(io.BytesIO(ctx.store.get(outcome.object_key)))
+    folder_toml = tomllib.loads((out_dir / "dataset_config.toml").read_text())
+    stored_toml = tomllib.loads(stored.read("dataset_config.toml").decode())
+    image_dir = folder_toml["datasets"][0]["subsets"][0]["image_dir"]
+    assert image_dir == str(out_dir.resolve() / "img" / "10_ohwx cat") and Path(image_dir).is_dir()
+    assert stored_toml["datasets"][0]["subsets"][0]["image_dir"] == "img/10_ohwx cat"
+    assert (
+        f'--dataset_config "{out_dir.resolve()}/dataset_config.toml"'
+        in (out_dir / "dataset_config.toml").read_text()
+    )
+    assert "cd" in stored.read("dataset_config.toml").decode().split("accelerate")[0]
+    for name in stored.namelist():
+        if name != "dataset_config.toml":
+            assert (out_dir / name).read_bytes() == stored.read(name), name
+
+    portable = tmp_path / "portable"
+    again = write_export(ctx, plan(ctx, dataset_id, options={"relative_paths": True}), out_dir=portable)
+    stored_again = zipfile.ZipFile(io.BytesIO(ctx.store.get(again.object_key)))
+    assert (portable / "dataset_config.toml").read_bytes() == stored_again.read("dataset_config.toml")
