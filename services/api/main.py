@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -36,6 +37,20 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # Sync routes run in AnyIO's thread pool; its size and the catalog pool are set together (config.py).
     anyio.to_thread.current_default_thread_limiter().total_tokens = get_settings().api_threads
     yield
+    stop_temporary_prefect_server()
+
+
+def stop_temporary_prefect_server() -> None:
+    """Stop the temporary Prefect server that runs in this process started (no Prefect server configured).
+
+    Prefect stops it at exit, but an API worker process that `serve --workers N` started is ended without
+    running exit handlers, and the server was left running after `loraforge serve` stopped.
+    """
+    server_module = sys.modules.get("prefect.server.api.server")
+    if server_module is None:
+        return
+    for server in list(server_module.SubprocessASGIServer._instances.values()):
+        server.stop()
 
 
 app = create_app()

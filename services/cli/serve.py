@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -32,6 +33,7 @@ WORKER_HELP = (
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 for all)."),
     port: int = typer.Option(8000, "--port", min=1, max=65535),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="API processes sharing the port."),
 ) -> None:
     """Run the REST API (FastAPI under uvicorn) on /api/v1."""
     import uvicorn
@@ -42,7 +44,26 @@ def serve(
     configure_prefect(settings)
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_token:
         err_console.print("[yellow]warning:[/yellow] serving beyond localhost without LORAFORGE_API_TOKEN")
-    uvicorn.run(API_APP, host=host, port=port, log_level="info")
+    try:
+        uvicorn.run(API_APP, host=host, port=port, log_level="info", workers=workers)
+    finally:
+        # uvicorn returns after SIGTERM/SIGINT; what runs started in this process spawned (Prefect's
+        # temporary server, a local Ray) must not outlive it.
+        stop_children()
+
+
+def stop_children(grace_s: float = 5.0) -> None:
+    """Terminate every descendant process of this one, then kill those still alive after `grace_s`."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=grace_s)
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -57,3 +58,57 @@ def test_worker_serves_every_importable_flow_under_one_deployment_name() -> None
     deployments = worker_deployments()
     assert {d.name for d in deployments} == {DEPLOYMENT_NAME}
     assert "ingest" in {d.flow_name for d in deployments}
+
+
+def _wait_healthy(port: int, process: subprocess.Popen[str]) -> None:
+    for _ in range(240):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        time.sleep(0.5)
+    raise AssertionError("the API never answered")
+
+
+def test_sigterm_stops_serve_and_every_process_its_runs_started(tmp_path: Path) -> None:
+    """A run started through the API spawns Prefect's temporary server; SIGTERM must take it down too."""
+    import psutil
+
+    port = free_port()
+    exe = shutil.which("loraforge", path=str(Path(sys.executable).parent)) or "loraforge"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LORAFORGE_", "PREFECT_API"))}
+    env |= {"LORAFORGE_HOME": str(tmp_path / "home"), "LORAFORGE_EXECUTOR": "inline"}
+    process = subprocess.Popen(
+        [exe, "serve", "--port", str(port), "--workers", "2"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    api = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        _wait_healthy(port, process)
+        assert len(psutil.Process(process.pid).children()) >= 2  # the worker processes
+        workspace = httpx.post(f"{api}/workspaces", json={"name": "w"}, timeout=10).json()
+        dataset = httpx.post(
+            f"{api}/workspaces/{workspace['id']}/datasets", json={"name": "d"}, timeout=10
+        ).json()
+        started = httpx.post(f"{api}/datasets/{dataset['id']}/runs/curate", json={}, timeout=30)
+        assert started.status_code == 202, started.text
+        task_id = started.json()["task_id"]
+        for _ in range(240):
+            status = httpx.get(f"{api}/tasks/{task_id}", timeout=10).json()["status"]
+            if status not in ("PENDING", "RUNNING"):
+                break
+            time.sleep(0.5)
+        assert status == "COMPLETED"
+        spawned = psutil.Process(process.pid).children(recursive=True)
+        assert len(spawned) >= 3  # two API workers and at least Prefect's server under one of them
+
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+
+        gone, alive = psutil.wait_procs(spawned, timeout=10)
+        assert alive == [], [proc.cmdline() for proc in alive]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
