@@ -307,9 +307,43 @@ def test_cli_refuses_bad_options_before_any_flow_starts() -> None:
         (["--format", "webp"], "--format: Input should be 'jpg' or 'png'"),
         (["--buckets", "10x"], "--buckets: bad bucket '10x'"),
         (["--target", "sd3"], "--target: Input should be 'sd15', 'sdxl' or 'flux'"),
+        (["--trainer", "dreambooth"], "--trainer: Input should be 'kohya', 'ai-toolkit'"),
+        (["--trainer", "onetrainer", "--step", "32"], "step shape the generic grid; with a trainer"),
     ):
         result = runner.invoke(app, ["bucket", "--dataset", "alice", *args])
         assert result.exit_code == 1, result.output
         assert reason in " ".join(result.output.split()), result.output
     missing = runner.invoke(app, ["bucket", "--dataset", "bob"])
     assert missing.exit_code == 1 and "dataset 'bob' not found" in missing.output
+
+
+def test_a_trainer_gives_its_own_buckets_and_shares_derivatives_where_they_agree(
+    store_config: StoreConfig,
+) -> None:
+    generic = make_stage(store_config, BucketConfig(target="sdxl"))
+    kohya = make_stage(store_config, BucketConfig(target="sdxl", trainer="kohya"))
+    onetrainer = make_stage(store_config, BucketConfig(target="sdxl", trainer="onetrainer"))
+    # kohya's rule at SDXL is the model's grid: the same pictures, so the same derivatives.
+    assert kohya.buckets.labels == generic.buckets.labels and kohya.params_hash == generic.params_hash
+    assert "1216x832" not in onetrainer.buckets.labels and "1280x832" in onetrainer.buckets.labels
+    assert onetrainer.params_hash != generic.params_hash
+    flux = make_stage(store_config, BucketConfig(target="flux", trainer="ai-toolkit", resolution=768))
+    assert all(b.width % 32 == 0 and b.height % 32 == 0 and b.area <= 768**2 for b in flux.buckets.buckets)
+    with pytest.raises(InvalidInput, match="own rule"):
+        make_stage(store_config, BucketConfig(target="sdxl", trainer="kohya", step=32))
+
+
+@pytest.mark.usefixtures("embedded_env")
+def test_a_trainer_run_is_remembered_for_its_exports() -> None:
+    dataset_id = ingest_rows(["astronaut", "chelsea"])
+    onetrainer, _ = run_bucket(dataset_id, BucketConfig(target="sdxl", trainer="onetrainer"))
+    generic, _ = run_bucket(dataset_id, BucketConfig(target="sdxl", resolution=768))
+    with open_context().catalog.session() as session:
+        settings = queries.find_dataset(session, "alice").settings or {}
+        overview = bucket_overview(session, queries.find_dataset(session, "alice"))
+    # The last run is current; the OneTrainer run stays the one a OneTrainer export takes.
+    assert settings["bucket_params_hash"] == generic.params_hash and settings["bucket_resolution"] == 768
+    assert settings["bucket_runs"] == {
+        "onetrainer/sdxl": {"params_hash": onetrainer.params_hash, "resolution": 1024}
+    }
+    assert overview is not None and overview.trainer is None
