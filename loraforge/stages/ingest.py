@@ -194,13 +194,15 @@ def stage_inputs(ctx: Context, dataset_id: str, options: IngestOptions, *, batch
     """
     log_store = _WriteLog(ctx.store)
     store = cast(ObjectStore, log_store)
-    items: list[Item] = []
+    uploaded: list[Item] = []
+    copied: list[Item] = []
     if options.upload_batch:
-        items += stage_uploaded(store, ctx.source_limits, dataset_id=dataset_id, batch=options.upload_batch)
+        uploaded = stage_uploaded(store, ctx.source_limits, dataset_id=dataset_id, batch=options.upload_batch)
     if options.sources:
-        items += stage_sources(options.sources, ctx.source_limits, store, dataset_id=dataset_id, batch=batch)
+        copied = stage_sources(options.sources, ctx.source_limits, store, dataset_id=dataset_id, batch=batch)
     if log_store.failed:
-        remove_staged_inputs(ctx.store, items)
+        # The copies made here go; a client's uploads stay, so the same batch can be ingested again.
+        remove_staged_inputs(ctx.store, copied)
         # A staged key ends in the input's file name (made safe): enough for the user to find it.
         not_staged = [
             failed({"filename": PurePosixPath(key).name}, exc) for key, exc in log_store.failed.items()
@@ -210,7 +212,7 @@ def stage_inputs(ctx: Context, dataset_id: str, options: IngestOptions, *, batch
             not_staged,
             advice="Nothing was added; run the ingest again once the store answers.",
         )
-    return items
+    return uploaded + copied
 
 
 def check_all_stored(summary: IngestSummary) -> None:
