@@ -1,5 +1,8 @@
 """Bucketing: detect faces, choose bucket and crop, render and store the picture (worker); record it (driver).
 
+The buckets are a trainer's own (`--trainer`: the rule its exporter declares) so that trainer takes every
+picture as it is, or the model's generic grid, or a user list (`BucketConfig.bucket_set`).
+
 Worker side (`BucketStage`): each picture is decoded once, at the smallest JPEG draft scale that still serves
 both the face detector (its longest side) and the render (the crop box at bucket size), so a 12 MP photo is
 mostly decoded at 1/2 or 1/4 scale. Faces and crop boxes are reported in the pixels of the original after

@@ -6,9 +6,9 @@ it is, so the bucket stage renders kohya's generator on that grid (every size of
 
 The job lists one resolution, the export's: ai-toolkit splits a dataset into one copy per listed resolution
 (toolkit/config_modules.py preprocess_dataset_raw_config), and each further one trains a downscaled copy.
-Paths are absolute when exported into a folder: ai-toolkit runs from its checkout and opens a relative
-folder_path there. Options (spec.options): `resolutions` (list of ints, default [spec.resolution]),
-`steps` (default 1000), `lora_rank` (default 16), `model_path`.
+The --out folder copy names its absolute path (the stored version keeps it relative): ai-toolkit runs from
+its checkout and opens a relative folder_path there. Options (spec.options): `resolutions` (list of ints,
+default [spec.resolution]), `steps` (default 1000), `lora_rank` (default 16), `model_path`.
 """
 
 from __future__ import annotations

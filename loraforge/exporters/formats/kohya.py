@@ -5,8 +5,8 @@ Buckets: sd-scripts' own (`KohyaBuckets`): `make_bucket_resolutions` on the mode
 the side limits, so sd-scripts builds exactly the set the bucket stage rendered and takes every image as it
 is (an image whose size is one of its buckets is neither resized nor cropped).
 
-Paths: absolute when exported into a folder (launch sd-scripts from anywhere), relative to the export with
-spec.relative_paths (launch from the export's folder); spec.dataset_root names another place.
+Paths: relative to the export in the stored version (launch from the export's folder); the --out folder copy
+names its absolute path (launch from anywhere); spec.dataset_root names another place.
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ that resolution (`image.enable_resolution_override`), so the set does not depend
 training config, and every exported image is one of the set: mgds scales it by 1 and crops nothing.
 
 concepts.json holds only keys OneTrainer's ConceptConfig knows (modules/util/config/ConceptConfig.py); it
-drops any other key without a word. Paths are absolute when exported into a folder: OneTrainer opens a
-concept's path from the folder it runs in (its checkout). Masks come from face boxes when
-spec.include_masks is set; images without faces get no mask, which OneTrainer reads as "the whole image".
+drops any other key without a word. The --out folder copy names its absolute path (the stored version keeps
+it relative): OneTrainer opens a concept's path from the folder it runs in (its checkout). Masks come from
+face boxes when spec.include_masks is set; images without faces get no mask, which OneTrainer reads as "the
+whole image".
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ Buckets: SimpleTuner's pixel-area rule (`SimpleTunerPixelArea`): the aspect rati
 sets them beside `resolution_type: pixel_area` and `resolution`; every exported image is a size that rule
 keeps (crop off, so an image it kept is only resized to its own size).
 
-SimpleTuner's repeats count extra passes (0 = each image once), so spec.repeats - 1 is written. Paths are
-absolute when exported into a folder: SimpleTuner opens them from the folder it runs in. Launch with
+SimpleTuner's repeats count extra passes (0 = each image once), so spec.repeats - 1 is written. The --out
+folder copy names its absolute path (the stored version keeps it relative): SimpleTuner opens paths from
+the folder it runs in. Launch with
 `CONFIG_BACKEND=json CONFIG_PATH=<export>/config.json simpletuner train`, after adding the model and
 training settings you want to config.json.
 """
