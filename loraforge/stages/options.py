@@ -24,7 +24,7 @@ ExportFormat = Literal["kohya", "ai-toolkit", "onetrainer", "simpletuner", "hf",
 Text = Annotated[str, StringConstraints(max_length=1000)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 ModelRef = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-Source = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+Source = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^[^\x00]+$")]
 ShardSize = Annotated[int, Field(ge=1, le=100_000)]
 SHARD_HELP = "Pictures per retryable task (default: LORAFORGE_SHARD_SIZE)."
 
@@ -34,7 +34,8 @@ assert set(TARGET_MODELS) == {"sd15", "sdxl", "flux"}  # TargetModel above must 
 class StageOptions(BaseModel):
     """Base of every options model: unknown fields are an error, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a JSON `0` is not `false` and `false` is not a number; what the schema says is what passes.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     @classmethod
     def model_refs(cls) -> tuple[str, ...]:
@@ -42,7 +43,18 @@ class StageOptions(BaseModel):
         return ()
 
 
+NEEDS_INPUT: dict[str, Any] = {
+    "anyOf": [
+        {"required": ["sources"], "properties": {"sources": {"minItems": 1}}},
+        {"required": ["upload_batch"], "properties": {"upload_batch": {"type": "string"}}},
+    ]
+}
+"""The JSON-schema form of "give at least one source (or an upload batch)", so OpenAPI says it too."""
+
+
 class IngestOptions(StageOptions):
+    model_config = ConfigDict(json_schema_extra=NEEDS_INPUT)
+
     sources: list[Source] = Field(
         default_factory=list,
         max_length=1000,
@@ -139,6 +151,11 @@ class CaptionOptions(StageOptions):
         return ("model",)
 
 
+BUCKET_LIST = (
+    r"^\s*[1-9][0-9]{1,4}\s*[xX]\s*[1-9][0-9]{1,4}\s*([,;]\s*[1-9][0-9]{1,4}\s*[xX]\s*[1-9][0-9]{1,4}\s*)*$"
+)
+
+
 class BucketOptions(StageOptions):
     target: TargetModel | None = Field(
         default=None, description="Model the buckets are for: sd15, sdxl or flux (default: the dataset's)."
@@ -154,7 +171,7 @@ class BucketOptions(StageOptions):
     min_reso: int | None = Field(default=None, ge=64, le=8192, description="Smallest bucket side.")
     max_reso: int | None = Field(default=None, ge=64, le=16384, description="Largest bucket side.")
     step: int | None = Field(default=None, ge=8, le=1024, description="Bucket side step in pixels.")
-    buckets: Annotated[str, StringConstraints(max_length=2000)] | None = Field(
+    buckets: Annotated[str, StringConstraints(max_length=2000, pattern=BUCKET_LIST)] | None = Field(
         default=None, description="Own bucket list, e.g. '1024x1024,1152x896'; replaces the generated set."
     )
     max_upscale: float = Field(default=1.5, ge=1.0, le=16.0, description="Largest allowed upscale factor.")
@@ -236,6 +253,8 @@ def _same(model: type[BaseModel], name: str, **changes: Any) -> Any:
 
 class BuildOptions(StageOptions):
     """The whole pipeline (`loraforge run`): each field is the same field as in its stage's model."""
+
+    model_config = ConfigDict(json_schema_extra=NEEDS_INPUT)
 
     sources: list[Source] = _same(IngestOptions, "sources")
     upload_batch: str | None = _same(IngestOptions, "upload_batch")

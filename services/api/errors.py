@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from loraforge.errors import (
     CatalogBusy,
@@ -103,14 +104,26 @@ async def handle_validation_error(_request: Request, exc: Exception) -> JSONResp
     return error_response(422, "invalid_input", message or "invalid request", details=errors)
 
 
-async def handle_http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        # Starlette names only the methods of the first route matching the path; list them all.
+        headers["Allow"] = ", ".join(allowed_methods(request))
     return error_response(
-        exc.status_code,
-        _status_code_name(exc.status_code),
-        str(exc.detail),
-        headers=getattr(exc, "headers", None),
+        exc.status_code, _status_code_name(exc.status_code), str(exc.detail), headers=headers
     )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 async def handle_integrity_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,9 @@ from services.api.routes import build_api_router
 from services.api.routes.health import package_version
 
 API_PREFIX = "/api/v1"
+OWNS_PROCESS_ENV = "LORAFORGE_API_OWNS_PROCESS"
+"""Set by `loraforge serve`: the app owns its process, so its shutdown may stop what its runs started.
+(An app inside another process, e.g. a test's client, leaves that process's Prefect server alone.)"""
 
 
 def create_app() -> FastAPI:
@@ -37,7 +41,8 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # Sync routes run in AnyIO's thread pool; its size and the catalog pool are set together (config.py).
     anyio.to_thread.current_default_thread_limiter().total_tokens = get_settings().api_threads
     yield
-    stop_temporary_prefect_server()
+    if os.environ.get(OWNS_PROCESS_ENV):
+        stop_temporary_prefect_server()
 
 
 def stop_temporary_prefect_server() -> None:

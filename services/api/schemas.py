@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, computed_field
 
 TargetModel = Literal["sd15", "sdxl", "flux"]
 ImageStatus = Literal["pending", "kept", "rejected", "duplicate"]
 ReviewStatus = Literal["kept", "rejected", "auto"]
+
+
+def _aware(value: datetime) -> datetime:
+    # The catalog stores UTC; SQLite hands it back without a zone. Every timestamp leaves with one.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_aware)]
+"""A timezone-aware UTC time: what every timestamp of the API is."""
 
 
 class Schema(BaseModel):
@@ -29,10 +38,19 @@ class ErrorPublic(Schema):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    403: {"model": ErrorPublic, "description": "A server path outside the import roots, or not allowed."},
-    404: {"model": ErrorPublic, "description": "The dataset does not exist."},
-    409: {"model": ErrorPublic, "description": "Another run is active on this dataset."},
+    400: {"model": ErrorPublic, "description": "The request could not be read (malformed body)."},
+    401: {"model": ErrorPublic, "description": "Missing or wrong bearer token."},
+    403: {"model": ErrorPublic, "description": "Not allowed (e.g. a server path outside the import roots)."},
+    404: {"model": ErrorPublic, "description": "A resource named in the path does not exist."},
+    409: {"model": ErrorPublic, "description": "Conflicts with the current state (e.g. a run is active)."},
+    413: {"model": ErrorPublic, "description": "The body, or a file in it, is over its size cap."},
+    422: {"model": ErrorPublic, "description": "Invalid parameters or body."},
+    503: {
+        "model": ErrorPublic,
+        "description": "The catalog or store is busy or unreachable; retry after `Retry-After` seconds.",
+    },
 }
+"""Every error status the API answers with, documented on every route (one body shape for all)."""
 
 
 class HealthPublic(Schema):
@@ -49,7 +67,7 @@ class WorkspaceCreate(Schema):
 class WorkspacePublic(Schema):
     id: str
     name: str
-    created_at: datetime
+    created_at: Timestamp
 
 
 class WorkspacesPublic(Schema):
@@ -82,8 +100,8 @@ class DatasetPublic(Schema):
     class_word: str | None
     target_model: str
     settings: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class DatasetsPublic(Schema):
@@ -115,7 +133,7 @@ class ImagePublic(Schema):
     status_manual: bool
     duplicate_of: str | None
     thumbnail_key: str | None = Field(default=None, exclude=True)
-    created_at: datetime
+    created_at: Timestamp
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -143,7 +161,7 @@ class CaptionPublic(Schema):
     source_model: str | None
     is_active: bool
     edited: bool
-    created_at: datetime
+    created_at: Timestamp
 
 
 class CaptionsPublic(Schema):
@@ -192,10 +210,10 @@ class TaskPublic(Schema):
     result: dict[str, Any] | None
     orchestrator_run_id: str | None
     parent_id: str | None = None
-    heartbeat_at: datetime | None = None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    heartbeat_at: Timestamp | None = None
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
 
 
 class TasksPublic(Schema):
@@ -219,7 +237,7 @@ class ExportPublic(Schema):
     object_key: str | None
     image_count: int
     bytes: int
-    created_at: datetime
+    created_at: Timestamp
 
 
 class ExportsPublic(Schema):
@@ -240,8 +258,8 @@ class TrainingPublic(Schema):
     output_version: str | None
     weights_url: str | None
     logs_tail: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class TrainingsPublic(Schema):

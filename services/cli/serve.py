@@ -44,6 +44,9 @@ def serve(
     configure_prefect(settings)
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_token:
         err_console.print("[yellow]warning:[/yellow] serving beyond localhost without LORAFORGE_API_TOKEN")
+    # services/api/main.py OWNS_PROCESS_ENV (named, not imported: the CLI only starts the API process).
+    # Inherited by the worker processes: their shutdown then stops what their runs started.
+    os.environ["LORAFORGE_API_OWNS_PROCESS"] = "1"
     try:
         uvicorn.run(API_APP, host=host, port=port, log_level="info", workers=workers)
     finally:

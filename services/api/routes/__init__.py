@@ -16,12 +16,13 @@ from services.api.routes import (
     trainings,
     workspaces,
 )
+from services.api.schemas import ERROR_RESPONSES
 
 
 def build_api_router() -> APIRouter:
     api_router = APIRouter()
     api_router.include_router(health.router)
-    protected = APIRouter(dependencies=[Depends(require_token)])
+    protected = APIRouter(dependencies=[Depends(require_token)], responses=ERROR_RESPONSES)
     for module in (workspaces, datasets, images, captions, tasks, runs, exports, trainings):
         protected.include_router(module.router)
     api_router.include_router(protected)

@@ -40,7 +40,7 @@ def read_images(
     session: SessionDep,
     dataset_id: str,
     status_: Annotated[list[ImageStatus] | None, Query(alias="status")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> ImagesPublic:
     crud.get_or_404(session, Dataset, dataset_id)
@@ -59,7 +59,7 @@ def upload_images(
     ctx: ContextDep,
     store: StoreDep,
     dataset_id: str,
-    files: Annotated[list[UploadFile], File()],
+    files: Annotated[list[UploadFile], File(min_length=1)],
 ) -> TaskAccepted:
     """Stream the pictures (or zips, or URL lists) into object storage, then ingest them; poll the task."""
     get_dataset(session, dataset_id)
