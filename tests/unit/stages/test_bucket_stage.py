@@ -347,3 +347,23 @@ def test_a_trainer_run_is_remembered_for_its_exports() -> None:
         "onetrainer/sdxl": {"params_hash": onetrainer.params_hash, "resolution": 1024}
     }
     assert overview is not None and overview.trainer is None
+
+
+@pytest.mark.parametrize("trainer", ["replicate", "onetrainer", "simpletuner"])
+def test_a_trainers_buckets_still_keep_the_face_in_the_crop(store_config: StoreConfig, trainer: str) -> None:
+    """Replicate's trainer keeps only 1:1, 4:1 and 1:4 at 1024: the widest crops, still around the face."""
+    store = open_store(store_config)
+    items = [
+        put(store, name, real_photo_paths()[name].read_bytes()) for name in ("astronaut", "grace_hopper")
+    ]
+    stage = make_stage(store_config, BucketConfig(target="flux", trainer=trainer))
+    for result in run_inline(stage, items):
+        assert result["error"] is None and result["bucket"] in stage.buckets.labels
+        (face,) = result["faces"]
+        fx0, fy0, fx1, fy1 = face["bbox"]
+        x0, y0, x1, y1 = result["box"]
+        assert x0 <= fx0 and y0 <= fy0 and fx1 <= x1 and fy1 <= y1, (
+            trainer,
+            result["image_id"],
+            result["box"],
+        )
