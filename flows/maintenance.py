@@ -7,14 +7,17 @@ demand: from the Prefect UI, or the CLI (`loraforge maintenance ...`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, get_run_logger
 
 from loraforge import maintenance, tasks
-from loraforge.errors import Conflict
-from loraforge.stages.context import open_context
+from loraforge.errors import Conflict, LoraForgeError
+from loraforge.stages.context import Context, open_context
 from loraforge.stages.options import IngestOptions
+from loraforge.training import records as training_records
+from loraforge.training import service as training_service
 
 
 @flow(name="reap-stale-tasks")
@@ -55,29 +58,40 @@ def sync_sources_flow() -> dict[str, Any]:
 
 @flow(name="sync-trainings")
 def sync_trainings_flow() -> dict[str, Any]:
-    """Bring every training a provider may still change up to date with the provider.
+    """Bring every training a provider may still change up to date with the provider, and store the
+    weights of those that succeeded.
 
     Providers register a sync function in `TRAINING_SYNC`; a training of a provider without one is
-    reported, not changed.
+    reported, not changed. One training failing to sync (the provider unreachable) does not stop the
+    others: it is reported, and the next run tries again.
     """
     ctx = open_context()
     logger = get_run_logger()
-    checked, unsupported = [], []
     with ctx.catalog.session() as session:
-        for training in maintenance.active_trainings(session):
-            sync = TRAINING_SYNC.get(training.provider)
-            if sync is None:
-                unsupported.append(training.id)
-                continue
-            sync(session, training)
-            checked.append(training.id)
+        pending = [(row.id, row.provider) for row in training_records.trainings_to_sync(session)]
+    checked, unsupported, failed = [], [], {}
+    for training_id, provider in pending:
+        sync = TRAINING_SYNC.get(provider)
+        if sync is None:
+            unsupported.append(training_id)
+            continue
+        try:
+            sync(ctx, training_id)
+        except LoraForgeError as exc:
+            failed[training_id] = str(exc)
+            logger.warning("could not sync training %s: %s", training_id, exc)
+            continue
+        checked.append(training_id)
     if unsupported:
         logger.warning("no status sync for the provider of training(s) %s", ", ".join(unsupported))
-    return {"checked": checked, "unsupported": unsupported}
+    return {"checked": checked, "unsupported": unsupported, "failed": failed}
 
 
-TRAINING_SYNC: dict[str, Any] = {}
-"""provider name -> function(session, training) that polls the provider and updates the row."""
+TRAINING_SYNC: dict[str, Callable[[Context, str], Any]] = {
+    training_records.PROVIDER: training_service.sync_training
+}
+"""provider name -> function(ctx, training_id) that polls the provider, updates the row and stores the
+weights of a training that succeeded."""
 
 
 @flow(name="check-integrity")

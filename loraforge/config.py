@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from loraforge.errors import ConfigError
@@ -82,6 +82,15 @@ class Settings(BaseSettings):
         default=None,
         description="OpenAI-compatible endpoint of the openai captioner; its key is OPENAI_API_KEY.",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="The API's address as the internet reaches it (https://forge.example.com); when set, "
+        "trainings ask Replicate to call <public_url>/api/v1/webhooks/replicate.",
+    )
+    replicate_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Replicate's webhook signing secret (whsec_...); calls not signed with it get 401.",
+    )
     task_heartbeat_s: float = Field(default=10.0, gt=0, description="How often a running task says it lives.")
     task_stale_after_s: float = Field(
         default=60.0, gt=0, description="A running task silent this long is marked CRASHED."
@@ -142,6 +151,13 @@ class Settings(BaseSettings):
 
         parse_schedule(value)  # raises ValueError naming the problem
         return value.strip()
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/") if value else None
 
     @field_validator("catalog_url")
     @classmethod

@@ -201,9 +201,15 @@ class Training(Base):
     destination: Mapped[str | None] = mapped_column(String(200))
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), default="PENDING")
-    remote_id: Mapped[str | None] = mapped_column(String(100))
+    remote_id: Mapped[str | None] = mapped_column(String(100), index=True)
     output_version: Mapped[str | None] = mapped_column(String(300))
     weights_url: Mapped[str | None] = mapped_column(Text)
     logs_tail: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    """Why the provider says the training failed; kept with the logs."""
+    weights_key: Mapped[str | None] = mapped_column(String(300))
+    """Object key of the trained weights once they are copied into the store."""
+    task_id: Mapped[str | None] = mapped_column(String(32))
+    """The `train` run that started it."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

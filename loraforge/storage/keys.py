@@ -34,3 +34,12 @@ def upload_prefix(dataset_id: str, batch: str) -> str:
 def upload_key(dataset_id: str, batch: str, index: int, name: str = "file") -> str:
     """One staged input; the name's last part is kept so a listing still tells the file apart."""
     return f"{upload_prefix(dataset_id, batch)}{index:06d}/{name}"
+
+
+def training_weights_key(dataset_id: str, training_id: str, filename: str = "weights.tar") -> str:
+    """Trained weights copied from the provider. Outside the prefixes orphan collection sweeps: a training
+    row is their only index, and they outlive the dataset version they were trained on."""
+    name = filename.rsplit("/", 1)[-1].strip() or "weights.tar"
+    if name in (".", ".."):
+        name = "weights.tar"
+    return f"trainings/{dataset_id}/{training_id}/{name}"
