@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     )
     max_zip_total_bytes: int = Field(default=20 * 1024**3, ge=1, description="Cap on a zip's unpacked size.")
     url_timeout_s: float = Field(default=20.0, gt=0)
+    url_deadline_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Wall-clock limit of one URL download: connect, headers and body, redirects included.",
+    )
     url_max_redirects: int = Field(default=3, ge=0)
     allow_private_urls: bool = Field(
         default=False, description="Allow URL ingest from loopback and private networks."
