@@ -2,30 +2,50 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
+import typer
+from pydantic import ValidationError
 from rich.table import Table
 
+from loraforge.errors import InvalidInput
 from loraforge.stages.options import BuildOptions
+from loraforge.training.options import TrainOptions
+from loraforge.training.provider import replicate_client
 from services.cli.ingest import check_sources
 from services.cli.main import app, emit_json, err_console, out_console
 from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command, out_param
 from services.cli.runtime import cli_context, resolve_dataset, run_with_stage_bars
 
 OUT = out_param("Where to write the dataset (folder, or .zip).")
+TRAIN = inspect.Parameter(
+    "train",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=typer.Option(
+        None,
+        "--train",
+        metavar="OWNER/NAME",
+        help="Then train a LoRA on Replicate into this model, as `loraforge train --destination` does.",
+    ),
+    annotation=str,
+)
 
 
 @options_command(
     app,
     BuildOptions,
     name="run",
-    own=[dataset_param("Dataset name (created if new)."), OUT, WORKSPACE, AS_JSON],
+    own=[dataset_param("Dataset name (created if new)."), OUT, TRAIN, WORKSPACE, AS_JSON],
     positional="sources",
     hidden=("upload_batch",),
 )
-def run(options: BuildOptions, *, dataset: str, out: str | None, workspace: str, as_json: bool) -> None:
+def run(
+    options: BuildOptions, *, dataset: str, out: str | None, train: str | None, workspace: str, as_json: bool
+) -> None:
     """Ingest, curate, caption, bucket and export a dataset in one go. Running it again resumes."""
     check_sources(options.sources)
+    training = train_options(train)
     ctx = cli_context()
     dataset_id = resolve_dataset(
         ctx,
@@ -45,10 +65,30 @@ def run(options: BuildOptions, *, dataset: str, out: str | None, workspace: str,
         show=not as_json,
         run=lambda task_id: build_dataset_flow(dataset_id, options, task_id=task_id, out=out),
     )
+    if not as_json:
+        print_summary(summary)
+    if training is not None:
+        from services.cli.train import print_started, start_training
+
+        started = start_training(ctx, dataset_id, training, show=not as_json)
+        summary = {**summary, "training": started}
+        if not as_json:
+            print_started(started)
     if as_json:
         emit_json(summary)
-    else:
-        print_summary(summary)
+
+
+def train_options(destination: str | None) -> TrainOptions | None:
+    """`--train OWNER/NAME` as the train command's options; a bad name or no token is refused before the
+    build, not after it."""
+    if destination is None:
+        return None
+    try:
+        options = TrainOptions(destination=destination)
+    except ValidationError:
+        raise InvalidInput(f"--train: a Replicate model name, owner/name, not {destination!r}") from None
+    replicate_client()
+    return options
 
 
 def print_summary(summary: dict[str, Any]) -> None:
