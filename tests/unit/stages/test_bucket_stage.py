@@ -305,7 +305,7 @@ def test_cli_refuses_bad_options_before_any_flow_starts() -> None:
     for args, reason in (
         (["--face-detector", "dlib"], "--face-detector: Input should be 'opencv' or 'retinaface'"),
         (["--format", "webp"], "--format: Input should be 'jpg' or 'png'"),
-        (["--buckets", "10x"], "--buckets: bad bucket '10x'"),
+        (["--buckets", "10x"], "--buckets: String should match pattern"),  # the schema states the rule
         (["--target", "sd3"], "--target: Input should be 'sd15', 'sdxl' or 'flux'"),
         (["--trainer", "dreambooth"], "--trainer: Input should be 'kohya', 'ai-toolkit'"),
         (["--trainer", "onetrainer", "--step", "32"], "step shape the generic grid; with a trainer"),
