@@ -256,8 +256,14 @@ class TrainingPublic(Schema):
     status: str
     remote_id: str | None
     output_version: str | None
+    """The trained version on Replicate, `owner/name:version`."""
     weights_url: str | None
+    weights_key: str | None
+    """Set once the weights are copied into the store: download them from GET /trainings/{id}/weights."""
     logs_tail: str | None
+    error: str | None
+    task_id: str | None
+    """The `train` run that started it."""
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -265,3 +271,10 @@ class TrainingPublic(Schema):
 class TrainingsPublic(Schema):
     data: list[TrainingPublic]
     count: int
+
+
+class WebhookAccepted(Schema):
+    """What a webhook call changed: the training it concerns and its status now."""
+
+    training_id: str
+    status: str

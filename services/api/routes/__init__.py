@@ -1,4 +1,5 @@
-"""The /api/v1 router: health is open, every other resource router sits behind the bearer token."""
+"""The /api/v1 router: health is open, webhooks carry their own signature, every other resource router sits
+behind the bearer token."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from services.api.routes import (
     runs,
     tasks,
     trainings,
+    webhooks,
     workspaces,
 )
 from services.api.schemas import ERROR_RESPONSES
@@ -26,4 +28,5 @@ def build_api_router() -> APIRouter:
     for module in (workspaces, datasets, images, captions, tasks, runs, exports, trainings):
         protected.include_router(module.router)
     api_router.include_router(protected)
+    api_router.include_router(webhooks.router)  # signed by the caller instead of the bearer token
     return api_router
