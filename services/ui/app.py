@@ -11,6 +11,7 @@ from services.ui.state import api
 from services.ui.views.images import show_images
 from services.ui.views.pipeline import show_pipeline
 from services.ui.views.stats import show_exports, show_stats
+from services.ui.views.trainings import show_trainings
 
 TARGET_MODELS = ["sdxl", "flux", "sd15"]
 
@@ -83,7 +84,9 @@ def main() -> None:
     st.title(dataset["name"])
     trigger = dataset["trigger_word"] or "no trigger word"
     st.caption(f"{trigger} · {dataset['class_word'] or 'no class word'} · {dataset['target_model']}")
-    images, pipeline, stats, exports = st.tabs(["Images", "Pipeline", "Statistics", "Exports"])
+    images, pipeline, stats, exports, trainings = st.tabs(
+        ["Images", "Pipeline", "Statistics", "Exports", "Trainings"]
+    )
     with images:
         show_images(dataset)
     with pipeline:
@@ -92,6 +95,8 @@ def main() -> None:
         show_stats(dataset)
     with exports:
         show_exports(dataset)
+    with trainings:
+        show_trainings(dataset)
 
 
 main()

@@ -155,3 +155,26 @@ class ApiClient:
 
     def trainings(self, dataset_id: str) -> list[dict[str, Any]]:
         return self._json("GET", f"/datasets/{dataset_id}/trainings")["data"]
+
+    def training_form(self) -> dict[str, Any]:
+        """The JSON schema of a training's options (the request body of POST .../trainings)."""
+        spec = self._json("GET", "/openapi.json")
+        body = spec["paths"]["/api/v1/datasets/{dataset_id}/trainings"]["post"]["requestBody"]
+        name = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        return dict(spec["components"]["schemas"][name])
+
+    def start_training(self, dataset_id: str, options: dict[str, Any]) -> dict[str, Any]:
+        """Start a training on Replicate; answers the `train` task to poll."""
+        return self._json("POST", f"/datasets/{dataset_id}/trainings", json=options)
+
+    def training(self, training_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/trainings/{training_id}")
+
+    def sync_training(self, training_id: str) -> dict[str, Any]:
+        return self._json("POST", f"/trainings/{training_id}/sync")
+
+    def cancel_training(self, training_id: str) -> dict[str, Any]:
+        return self._json("POST", f"/trainings/{training_id}/cancel")
+
+    def training_weights(self, training_id: str) -> bytes:
+        return self._request("GET", f"/trainings/{training_id}/weights").content
