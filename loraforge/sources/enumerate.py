@@ -27,6 +27,7 @@ class SourceLimits:
     url_timeout_s: float = 20.0
     url_max_redirects: int = 3
     allow_private_urls: bool = False
+    url_deadline_s: float = 60.0
 
 
 def enumerate_sources(sources: Iterable[str], limits: SourceLimits) -> list[dict[str, object]]:

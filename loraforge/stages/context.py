@@ -31,6 +31,7 @@ class Context:
             max_zip_total_bytes=s.max_zip_total_bytes,
             url_timeout_s=s.url_timeout_s,
             url_max_redirects=s.url_max_redirects,
+            url_deadline_s=s.url_deadline_s,
             allow_private_urls=s.allow_private_urls,
         )
 

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Annotated, Any, Literal
+import types
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from loraforge.errors import InvalidInput
 from loraforge.targets import TARGET_MODELS
@@ -25,10 +33,19 @@ Text = Annotated[str, StringConstraints(max_length=1000)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 ModelRef = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Source = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^[^\x00]+$")]
+
+
 ShardSize = Annotated[int, Field(ge=1, le=100_000)]
 SHARD_HELP = "Pictures per retryable task (default: LORAFORGE_SHARD_SIZE)."
 
 assert set(TARGET_MODELS) == {"sd15", "sdxl", "flux"}  # TargetModel above must follow loraforge.targets
+
+
+def _is_int(annotation: Any) -> bool:
+    """`int`, `int | None`, or either with Annotated constraints."""
+    members = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+    plain = {get_args(member)[0] if get_origin(member) is Annotated else member for member in members}
+    return int in plain and plain <= {int, type(None)}
 
 
 class StageOptions(BaseModel):
@@ -41,6 +58,18 @@ class StageOptions(BaseModel):
     def model_refs(cls) -> tuple[str, ...]:
         """Fields naming a model or weights: a remote client may give names, never server paths."""
         return ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_numbers(cls, data: Any) -> Any:
+        """Strict mode refuses 240.0 for an int field, yet JSON (and its schema) call 240.0 an integer."""
+        if not isinstance(data, dict):
+            return data
+        whole = {name for name, info in cls.model_fields.items() if _is_int(info.annotation)}
+        return {
+            key: int(value) if key in whole and isinstance(value, float) and value.is_integer() else value
+            for key, value in data.items()
+        }
 
 
 NEEDS_INPUT: dict[str, Any] = {
@@ -77,12 +106,21 @@ class IngestOptions(StageOptions):
         return self
 
 
+def _known_check_names(schema: dict[str, Any]) -> None:
+    """The check names as the thresholds' property names (read when the schema is built, not on import)."""
+    from loraforge.curation import all_checks
+
+    schema["properties"]["thresholds"]["propertyNames"] = {"enum": sorted(all_checks())}
+
+
 class CurateOptions(StageOptions):
+    model_config = ConfigDict(json_schema_extra=_known_check_names)
+
     target: TargetModel | None = Field(
         default=None,
         description="Model whose resolution is judged: sd15, sdxl or flux (default: the dataset's).",
     )
-    thresholds: dict[Name, float] | None = Field(
+    thresholds: dict[Name, Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
         default=None,
         json_schema_extra={"cli": "--threshold"},
         description="Check name -> threshold (scores 0..1; above 1 turns a check off); saved on the dataset.",
@@ -156,7 +194,19 @@ BUCKET_LIST = (
 )
 
 
+GRID_FIELDS = ("min_reso", "max_reso", "step", "buckets")
+TRAINER_OR_GRID: dict[str, Any] = {
+    "anyOf": [
+        {"properties": {"trainer": {"type": "null"}}},
+        {"properties": {name: {"type": "null"} for name in GRID_FIELDS}},
+    ]
+}
+"""The JSON-schema form of `_grid_or_trainer`: with a trainer, the generic grid fields stay unset."""
+
+
 class BucketOptions(StageOptions):
+    model_config = ConfigDict(json_schema_extra=TRAINER_OR_GRID)
+
     target: TargetModel | None = Field(
         default=None, description="Model the buckets are for: sd15, sdxl or flux (default: the dataset's)."
     )
@@ -195,7 +245,7 @@ class BucketOptions(StageOptions):
     @model_validator(mode="after")
     def _grid_or_trainer(self) -> BucketOptions:
         if self.trainer is not None:
-            shaping = [name for name in ("min_reso", "max_reso", "step", "buckets") if getattr(self, name)]
+            shaping = [name for name in GRID_FIELDS if getattr(self, name) is not None]
             if shaping:
                 raise ValueError(
                     f"{', '.join(shaping)} shape the generic grid; with a trainer the buckets follow its own "
