@@ -137,6 +137,9 @@ def test_oversized_upload_is_refused_before_any_task_starts(
     response = client.post(f"{API}/datasets/{dataset.id}/images", files=[big])
     # Refused while streaming, by the request guard, before the route (and its spooling) got the file.
     assert response.status_code == 413
-    assert response.json()["error"] == {"code": "request_entity_too_large", "message": "a file is over 1000 bytes"}
+    assert response.json()["error"] == {
+        "code": "request_entity_too_large",
+        "message": "a file is over 1000 bytes",
+    }
     assert client.post(f"{API}/datasets/{dataset.id}/images").status_code == 422  # no files at all
     assert client.get(f"{API}/datasets/{dataset.id}/tasks").json()["count"] == 0
