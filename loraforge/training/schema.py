@@ -32,6 +32,8 @@ class InputSchema:
 
     properties: dict[str, dict[str, Any]]
     required: tuple[str, ...]
+    trainer: str = "the trainer"
+    """Named in messages."""
 
     @classmethod
     def from_openapi(cls, openapi_schema: Mapping[str, Any], trainer: str = "the trainer") -> InputSchema:
@@ -42,11 +44,9 @@ class InputSchema:
         properties = {
             name: _resolve(prop, components) for name, prop in (training.get("properties") or {}).items()
         }
-        return cls(properties, tuple(training.get("required") or ()))
+        return cls(properties, tuple(training.get("required") or ()), trainer)
 
-    def check(
-        self, inputs: Mapping[str, Any], *, trainer: str = "the trainer", supplied_later: Iterable[str] = ()
-    ) -> dict[str, Any]:
+    def check(self, inputs: Mapping[str, Any], *, supplied_later: Iterable[str] = ()) -> dict[str, Any]:
         """The inputs coerced to their schema types; InvalidInput naming every problem otherwise.
 
         `supplied_later` are inputs added after the check (the uploaded zip's URL): they count as given.
@@ -57,7 +57,7 @@ class InputSchema:
         if unknown:
             problems.append(
                 f"unknown input{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
-                f"({trainer} takes: {', '.join(sorted(self.properties))})"
+                f"({self.trainer} takes: {', '.join(sorted(self.properties))})"
             )
         for key, value in inputs.items():
             if key not in self.properties or value is None:
@@ -75,7 +75,7 @@ class InputSchema:
         if missing:
             problems.append(f"missing required input{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
         if problems:
-            raise InvalidInput(f"{trainer} refuses these inputs: " + "; ".join(problems))
+            raise InvalidInput(f"{self.trainer} refuses these inputs: " + "; ".join(problems))
         return checked
 
     def is_secret(self, key: str) -> bool:

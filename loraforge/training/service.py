@@ -62,7 +62,7 @@ def plan_training(
     inputs = requested_inputs(options)
     if trigger_word and TRIGGER_INPUT in trainer.inputs.properties and TRIGGER_INPUT not in inputs:
         inputs[TRIGGER_INPUT] = trigger_word
-    checked = trainer.inputs.check(inputs, trainer=trainer.model, supplied_later=[IMAGES_INPUT])
+    checked = trainer.inputs.check(inputs, supplied_later=[IMAGES_INPUT])
     return TrainingPlan(trainer, checked, options.destination)
 
 
@@ -85,7 +85,7 @@ def start_remote(
     client: replicate.Client, plan: TrainingPlan, images_url: str, *, webhook_url: str | None
 ) -> RemoteTraining:
     """Create the destination model if needed, then the training."""
-    inputs = plan.trainer.inputs.check(plan.final_inputs(images_url), trainer=plan.trainer.model)
+    inputs = plan.trainer.inputs.check(plan.final_inputs(images_url))
     provider.ensure_model(client, plan.destination)
     return provider.create_training(client, plan.trainer, inputs, plan.destination, webhook_url)
 
