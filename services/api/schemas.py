@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, computed_field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
 TargetModel = Literal["sd15", "sdxl", "flux"]
 ImageStatus = Literal["pending", "kept", "rejected", "duplicate"]
@@ -19,6 +19,17 @@ def _aware(value: datetime) -> datetime:
 
 Timestamp = Annotated[datetime, AfterValidator(_aware)]
 """A timezone-aware UTC time: what every timestamp of the API is."""
+
+
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+Label = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_CONTROL)
+]
+"""A name or word a person reads: trimmed, never blank, no control characters (no CR/LF in a header)."""
+OptionalWord = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200, pattern=NO_CONTROL)]
+CaptionText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000, pattern=r"^[^\x00]+$")
+]
 
 
 class Schema(BaseModel):
@@ -61,7 +72,7 @@ class HealthPublic(Schema):
 
 
 class WorkspaceCreate(Schema):
-    name: str = Field(min_length=1, max_length=200)
+    name: Label
 
 
 class WorkspacePublic(Schema):
@@ -76,9 +87,9 @@ class WorkspacesPublic(Schema):
 
 
 class DatasetCreate(Schema):
-    name: str = Field(min_length=1, max_length=200)
-    trigger_word: str | None = Field(default=None, max_length=200)
-    class_word: str | None = Field(default=None, max_length=200)
+    name: Label
+    trigger_word: OptionalWord | None = None
+    class_word: OptionalWord | None = None
     target_model: TargetModel = "sdxl"
     settings: dict[str, Any] = Field(default_factory=dict)
 
@@ -86,8 +97,8 @@ class DatasetCreate(Schema):
 class DatasetUpdate(Schema):
     """Fields left out stay as they are; `settings` keys are merged into the stored settings."""
 
-    trigger_word: str | None = Field(default=None, max_length=200)
-    class_word: str | None = Field(default=None, max_length=200)
+    trigger_word: OptionalWord | None = None
+    class_word: OptionalWord | None = None
     target_model: TargetModel | None = None
     settings: dict[str, Any] | None = None
 
@@ -170,7 +181,7 @@ class CaptionsPublic(Schema):
 
 
 class CaptionUpdate(Schema):
-    text: str = Field(min_length=1, max_length=10_000)
+    text: CaptionText
     variant: str | None = Field(default=None, max_length=100, description="Default: the active variant.")
 
 

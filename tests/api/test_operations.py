@@ -26,7 +26,7 @@ def test_review_and_caption_edit_follow_the_shared_rules(client: TestClient, ctx
     assert handed_back["status_manual"] is False  # the next curate decides it again, as `review --auto` does
 
     blank = client.put(f"{API}/images/{image.id}/captions/active", json={"text": "   \n "})
-    assert blank.status_code == 422 and "empty" in blank.json()["error"]["message"]
+    assert blank.status_code == 422 and "text" in blank.json()["error"]["message"]  # blank: refused
     edited = client.put(
         f"{API}/images/{image.id}/captions/active", json={"text": "  ohwx woman,\n smiling  "}
     )

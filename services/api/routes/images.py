@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated, BinaryIO
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Query, UploadFile, status
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -126,8 +127,18 @@ def object_response(
     size = store.stat(key).size
     headers = {"Content-Length": str(size), "Cache-Control": "private, max-age=3600"}
     if filename:
-        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        headers["Content-Disposition"] = content_disposition(filename)
     return StreamingResponse(_chunks(store.open(key)), media_type=media_type, headers=headers)
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with an ASCII fallback name and the UTF-8 name (RFC 6266); nothing can break the header.
+
+    Names come from catalog rows a CLI user may have typed anything into (quotes, CR/LF, non-ASCII).
+    """
+    printable = "".join(ch if ch.isprintable() else "_" for ch in filename)
+    fallback = "".join(ch if ch.isascii() and ch not in '"\\;' else "_" for ch in printable) or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(printable, safe='')}"
 
 
 def _chunks(stream: BinaryIO) -> Iterator[bytes]:
