@@ -83,6 +83,7 @@ def train_flow(
             "destination": training["destination"],
             "export_id": exported["export_id"],
             "images": exported["images"],
+            "export_warnings": exported["warnings"],
         }
         run.complete(result)
     return {"task_id": run.task_id, **result}

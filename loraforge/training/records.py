@@ -48,7 +48,7 @@ def find_training(session: Session, reference: str) -> Training:
         return exact
     rows = session.scalars(
         select(Training)
-        .where(or_(Training.id.startswith(reference), Training.remote_id == reference))
+        .where(or_(Training.id.startswith(reference, autoescape=True), Training.remote_id == reference))
         .limit(2)
     ).all()
     if not reference or not rows:
@@ -95,7 +95,9 @@ def trainings_to_sync(session: Session) -> list[Training]:
     query = select(Training).where(
         or_(
             Training.status.in_(tuple(ACTIVE)),
-            (Training.status == TrainingStatus.SUCCEEDED) & Training.weights_key.is_(None),
+            (Training.status == TrainingStatus.SUCCEEDED)
+            & Training.weights_url.is_not(None)
+            & Training.weights_key.is_(None),
         )
     )
     return list(session.scalars(query.order_by(Training.created_at)))
