@@ -133,8 +133,6 @@ def follow(ctx: Context, training_id: str, *, poll_interval_s: float, show: bool
 
 
 def print_started(started: dict[str, Any]) -> None:
-    for warning in started.get("export_warnings") or []:
-        err_console.print(f"note: {warning}", highlight=False, markup=False, soft_wrap=True)
     table = Table(title=f"training {started['training_id']}", show_header=False)
     for label, key in (
         ("status", "status"),
