@@ -50,6 +50,32 @@ class Workspace(Base):
     datasets: Mapped[list[Dataset]] = relationship(back_populates="workspace")
 
 
+class User(Base):
+    """A person (or script) using the API with their own token; only the token's SHA-256 is stored."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Membership(Base):
+    """A user's role in a workspace: viewer (reads), editor (also changes), owner (also grants, deletes)."""
+
+    __tablename__ = "memberships"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Dataset(Base):
     __tablename__ = "datasets"
     __table_args__ = (UniqueConstraint("workspace_id", "name", name="uq_dataset_name"),)

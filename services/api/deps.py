@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from loraforge import users
+from loraforge.catalog.models import Dataset, Export, Image, Task, Training, Workspace
 from loraforge.config import Settings, get_settings
+from loraforge.errors import NotFound
 from loraforge.stages.context import Context, open_context
 from loraforge.storage import ObjectStore, StoreConfig, open_store
+from loraforge.users import ADMIN, Principal
 
-_bearer = HTTPBearer(auto_error=False, description="The token set in LORAFORGE_API_TOKEN.")
+_bearer = HTTPBearer(
+    auto_error=False, description="LORAFORGE_API_TOKEN (admin), or a user's token from `loraforge users add`."
+)
 
 
 def get_settings_dep() -> Settings:
@@ -55,22 +62,78 @@ def get_store(ctx: ContextDep) -> ObjectStore:
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 
 
-def require_token(
+def current_principal(
     settings: SettingsDep,
+    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str | None:
-    """The caller's bearer token; 401 unless it matches LORAFORGE_API_TOKEN (when one is set)."""
-    expected = settings.api_token
-    if not expected:
-        return None
+) -> Principal:
+    """Who calls: the admin (LORAFORGE_API_TOKEN, or anyone when no token is configured) or a user (their
+    own token, `loraforge users add`). 401 for a wrong token, or none when a token is configured."""
     given = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else ""
-    if not given or not secrets.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="missing or wrong bearer token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return given
+    expected = settings.api_token
+    if given and expected and secrets.compare_digest(given.encode(), expected.encode()):
+        return ADMIN
+    if given:
+        user = users.user_for_token(session, given)
+        if user is not None:
+            return Principal(user_id=user.id, name=user.name)
+    elif not expected:
+        return ADMIN  # no auth configured: a local, single-user API
+    raise HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail="missing or wrong bearer token",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
-CurrentToken = Annotated[str | None, Depends(require_token)]
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def authorize(request: Request, session: SessionDep, principal: PrincipalDep) -> None:
+    """Every protected route: the caller must hold a role in the workspace the path's resource belongs to.
+
+    Reads need viewer, changes editor, deletions owner. A workspace the caller has no role in is a 404, as
+    if it did not exist. Routes without a resource in their path (list and create workspaces) filter by
+    the principal themselves.
+    """
+    if principal.is_admin:
+        return
+    workspace_id = workspace_of(session, request.path_params)
+    if workspace_id is None:
+        return
+    method = request.method.upper()
+    needed: users.Role = (
+        "viewer" if method in ("GET", "HEAD") else "owner" if method == "DELETE" else "editor"
+    )
+    users.require_role(session, principal, workspace_id, needed)
+
+
+# Path parameter -> how to find the workspace of the resource it names.
+_OWNERS: tuple[tuple[str, Any], ...] = (
+    ("workspace_id", lambda s, i: s.scalar(select(Workspace.id).where(Workspace.id == i))),
+    ("dataset_id", lambda s, i: s.scalar(select(Dataset.workspace_id).where(Dataset.id == i))),
+    (
+        "image_id",
+        lambda s, i: s.scalar(select(Dataset.workspace_id).join(Image).where(Image.id == i)),
+    ),
+    (
+        "export_id",
+        lambda s, i: s.scalar(select(Dataset.workspace_id).join(Export).where(Export.id == i)),
+    ),
+    ("task_id", lambda s, i: s.scalar(select(Dataset.workspace_id).join(Task).where(Task.id == i))),
+    (
+        "training_id",
+        lambda s, i: s.scalar(select(Dataset.workspace_id).join(Training).where(Training.id == i)),
+    ),
+)
+
+
+def workspace_of(session: Session, params: Mapping[str, str]) -> str | None:
+    """The workspace id of the first resource the path names; NotFound when that resource does not exist."""
+    for name, lookup in _OWNERS:
+        if name in params:
+            workspace_id = lookup(session, params[name])
+            if workspace_id is None:
+                raise NotFound(f"{name.removesuffix('_id')} {params[name]} not found")
+            return str(workspace_id)
+    return None

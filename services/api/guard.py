@@ -21,10 +21,13 @@ import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import anyio.to_thread
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from loraforge import users
 from loraforge.config import Settings, get_settings
+from loraforge.stages.context import open_context
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -58,7 +61,7 @@ class RequestGuard:
         settings = self.settings_provider()
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         try:
-            self._check_token(scope["path"], headers, settings)
+            await self._check_token(scope["path"], headers, settings)
             receive = await self._capped(scope, headers, receive, settings)
         except _Refused as refused:
             await _send_error(send, refused)
@@ -80,17 +83,21 @@ class RequestGuard:
             await _send_error(send, refused)
 
     @staticmethod
-    def _check_token(path: str, headers: dict[str, str], settings: Settings) -> None:
-        expected = settings.api_token
-        if not expected or path.startswith(OPEN_PATHS) or path == "/api/v1/docs/oauth2-redirect":
+    async def _check_token(path: str, headers: dict[str, str], settings: Settings) -> None:
+        """The same rule as `deps.current_principal`, before the body: the admin token, a user's token,
+        or nothing at all when no admin token is configured (then a given token must still be valid)."""
+        if path.startswith(OPEN_PATHS) or path == "/api/v1/docs/oauth2-redirect":
             return
+        expected = settings.api_token
         scheme, _, given = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(
-            given.strip().encode(), expected.encode()
-        ):
-            raise _Refused(
-                401, "unauthorized", "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
-            )
+        given = given.strip() if scheme.lower() == "bearer" else ""
+        if not given and not expected:
+            return
+        if given and expected and secrets.compare_digest(given.encode(), expected.encode()):
+            return
+        if given and await anyio.to_thread.run_sync(_is_user_token, settings, given):
+            return
+        raise _Refused(401, "unauthorized", "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
 
     async def _capped(
         self, scope: Scope, headers: dict[str, str], receive: Receive, settings: Settings
@@ -119,6 +126,13 @@ class RequestGuard:
             return message
 
         return counting_receive
+
+
+def _is_user_token(settings: Settings, token: str) -> bool:
+    if not token.startswith(users.TOKEN_PREFIX):
+        return False
+    with open_context(settings).catalog.session() as session:
+        return users.user_for_token(session, token) is not None
 
 
 async def _checked_json(receive: Receive, cap: int) -> Receive:

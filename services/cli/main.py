@@ -102,7 +102,18 @@ def _one_line(text: str) -> str:
 def register_commands() -> None:
     from services.cli import db, ingest, report  # noqa: F401 - importing registers the commands
 
-    for module in ("curate", "caption", "bucket", "export", "run", "serve", "tasks", "maintenance", "train"):
+    for module in (
+        "curate",
+        "caption",
+        "bucket",
+        "export",
+        "run",
+        "serve",
+        "tasks",
+        "maintenance",
+        "users",
+        "train",
+    ):
         try:
             __import__(f"services.cli.{module}")
         except ModuleNotFoundError as exc:

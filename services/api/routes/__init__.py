@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from services.api.deps import require_token
+from services.api.deps import authorize
 from services.api.routes import (
     captions,
     datasets,
@@ -24,7 +24,7 @@ from services.api.schemas import ERROR_RESPONSES
 def build_api_router() -> APIRouter:
     api_router = APIRouter()
     api_router.include_router(health.router)
-    protected = APIRouter(dependencies=[Depends(require_token)], responses=ERROR_RESPONSES)
+    protected = APIRouter(dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
     for module in (workspaces, datasets, images, captions, tasks, runs, exports, trainings):
         protected.include_router(module.router)
     api_router.include_router(protected)
