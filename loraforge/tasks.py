@@ -140,8 +140,13 @@ def add_progress(session: Session, task_id: str, done_delta: int) -> None:
 
 
 def heartbeat(session: Session, task_id: str) -> TaskStatus:
-    """The run is alive; returns the row's status (CANCELLED tells the run to stop)."""
-    task = get_task(session, task_id)
+    """The run is alive; returns the row's status (CANCELLED tells the run to stop).
+
+    A row that is gone (its dataset was deleted) is CANCELLED too: the run has nothing left to work for.
+    """
+    task = session.get(Task, task_id)
+    if task is None:
+        return TaskStatus.CANCELLED
     if task.status in ACTIVE:
         task.heartbeat_at = now()
     return TaskStatus(task.status)

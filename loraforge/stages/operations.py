@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -69,22 +70,34 @@ def dataset_stats(session: Session, dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def delete_dataset(session: Session, dataset_id: str, store: ObjectStore) -> list[str]:
-    """Delete a dataset and its rows; refused while a run is active. Returns the keys of its derived objects,
-    exports and staged uploads, for `remove_objects` once the deletion is committed (objects go after rows).
+def delete_dataset(session: Session, dataset_id: str, store: ObjectStore) -> DatasetDeletion:
+    """Delete a dataset and its rows, cancelling its active run. Returns the keys of its derived objects,
+    exports and staged uploads, for `remove_objects` once the deletion is committed (objects go after rows),
+    and the orchestrator run to cancel.
 
-    Originals are content-addressed and may be shared with other datasets: orphan collection removes them.
+    The cancelled run stops at its next heartbeat or shard boundary: its task row is gone, which it reads as
+    a cancellation. Anything it wrote in between is named by no row and goes with the next integrity run,
+    as do originals this dataset shared with no other.
     """
     dataset = get_dataset(session, dataset_id)
     busy = tasks.active_run(session, dataset_id)
+    run_id = busy.orchestrator_run_id if busy is not None else None
     if busy is not None:
-        raise tasks.busy_error(busy)
+        tasks.end_task(session, busy.id, tasks.TaskStatus.CANCELLED, "the dataset was deleted")
     keys = [row.object_key for row in session.scalars(select(Export).where(Export.dataset_id == dataset_id))]
     session.delete(dataset)
     session.flush()
     for prefix in (f"derived/{dataset_id}/", f"exports/{dataset_id}/", f"uploads/{dataset_id}/"):
         keys += [info.key for info in store.list(prefix)]
-    return [key for key in keys if key]
+    return DatasetDeletion(keys=[key for key in keys if key], cancelled_run_id=run_id)
+
+
+@dataclass(frozen=True)
+class DatasetDeletion:
+    keys: list[str]
+    """Objects to remove once the deletion is committed."""
+    cancelled_run_id: str | None
+    """The orchestrator (Prefect) run of the cancelled task, if it had one."""
 
 
 def remove_objects(store: ObjectStore, keys: Iterable[str]) -> None:

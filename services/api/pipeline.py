@@ -83,6 +83,16 @@ def cancel(ctx: Context, task_id: str) -> None:
             log.warning("could not cancel Prefect flow run %s", run_id, exc_info=True)
 
 
+def cancel_flow_run(ctx: Context, run_id: str) -> None:
+    """Set a Prefect flow run Cancelling (the run of a task that no longer exists, e.g. a deleted dataset)."""
+    if not ctx.settings.prefect_api_url:
+        return  # an in-process run: it stops by itself at its next heartbeat
+    try:
+        _cancel_flow_run(run_id, api_url=ctx.settings.prefect_api_url)
+    except Exception:  # noqa: BLE001 - the run also stops by itself at its next heartbeat
+        log.warning("could not cancel Prefect flow run %s", run_id, exc_info=True)
+
+
 def prefect_settings(api_url: str | None) -> AbstractContextManager[Any]:
     """Prefect pointed at the configured server even when prefect was imported before the setting was."""
     if not api_url:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from fastapi.testclient import TestClient
 
 from loraforge.stages.context import Context
@@ -35,7 +38,7 @@ def test_review_and_caption_edit_follow_the_shared_rules(client: TestClient, ctx
     assert [c["is_active"] for c in captions] == [False, True]
 
 
-def test_delete_refuses_a_busy_dataset(client: TestClient, ctx: Context) -> None:
+def test_deleting_a_busy_dataset_cancels_its_run(client: TestClient, ctx: Context) -> None:
     from loraforge import tasks
 
     with ctx.catalog.session() as session:
@@ -43,7 +46,44 @@ def test_delete_refuses_a_busy_dataset(client: TestClient, ctx: Context) -> None
         make_image(session, ctx.store, dataset, seed=2)
         running = tasks.create_task(session, kind="bucket", dataset_id=dataset.id)
         tasks.start_task(session, running.id)
-    assert client.delete(f"{API}/datasets/{dataset.id}").status_code == 409
-    assert client.post(f"{API}/tasks/{running.id}/cancel").status_code == 200
     assert client.delete(f"{API}/datasets/{dataset.id}").status_code == 204
     assert client.get(f"{API}/datasets/{dataset.id}").status_code == 404
+    # The run's next heartbeat reads its missing row as a cancellation, and it stops.
+    with ctx.catalog.session() as session:
+        assert tasks.heartbeat(session, running.id) == tasks.TaskStatus.CANCELLED
+
+
+def test_deleting_a_dataset_mid_run_stops_the_run_and_the_integrity_check_collects_what_it_wrote(
+    client: TestClient, ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from loraforge import maintenance
+    from tests.api.test_runs import allow_imports_from
+    from tests.support.images import jpeg_bytes
+
+    folder = tmp_path / "imports" / "many"
+    folder.mkdir(parents=True)
+    for seed in range(40):
+        (folder / f"shot{seed:02d}.jpg").write_bytes(jpeg_bytes(640, 480, seed=seed))
+    allow_imports_from(monkeypatch, tmp_path / "imports")
+    with ctx.catalog.session() as session:
+        dataset = make_dataset(session, make_workspace(session))
+    started = client.post(
+        f"{API}/datasets/{dataset.id}/runs/ingest", json={"sources": ["many"], "shard_size": 5}
+    )
+    assert started.status_code == 202
+
+    assert client.delete(f"{API}/datasets/{dataset.id}").status_code == 204
+
+    deadline = time.monotonic() + 120
+    while any(t.name.startswith("loraforge-ingest") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the run did not stop after its dataset was deleted"
+        time.sleep(0.2)
+    assert client.get(f"{API}/datasets/{dataset.id}").status_code == 404
+    with ctx.catalog.session() as session:
+        report = maintenance.check_integrity(session, ctx.store, sample=0, grace_s=0.0, dry_run=False)
+    assert report.ok
+    assert list(ctx.store.list(f"uploads/{dataset.id}/")) == []
+    assert list(ctx.store.list("originals/")) == []  # nothing the deleted dataset's run stored is left

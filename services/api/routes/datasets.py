@@ -6,8 +6,8 @@ from fastapi import APIRouter, BackgroundTasks, status
 
 from loraforge.catalog.models import Dataset
 from loraforge.stages import operations
-from services.api import crud
-from services.api.deps import SessionDep, StoreDep
+from services.api import crud, pipeline
+from services.api.deps import ContextDep, SessionDep, StoreDep
 from services.api.schemas import (
     ERROR_RESPONSES,
     DatasetCreate,
@@ -50,11 +50,14 @@ def update_dataset(session: SessionDep, dataset_id: str, body: DatasetUpdate) ->
 
 @router.delete("/datasets/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERROR_RESPONSES)
 def delete_dataset(
-    session: SessionDep, store: StoreDep, background: BackgroundTasks, dataset_id: str
+    session: SessionDep, ctx: ContextDep, store: StoreDep, background: BackgroundTasks, dataset_id: str
 ) -> None:
-    """Rows go at once (409 while a run is active); its derived objects and exports once that is committed."""
-    keys = operations.delete_dataset(session, dataset_id, store)
-    background.add_task(operations.remove_objects, store, keys)
+    """Rows go at once, and an active run is cancelled; its derived objects and exports go once that is
+    committed (after the response)."""
+    deletion = operations.delete_dataset(session, dataset_id, store)
+    background.add_task(operations.remove_objects, store, deletion.keys)
+    if deletion.cancelled_run_id:
+        background.add_task(pipeline.cancel_flow_run, ctx, deletion.cancelled_run_id)
 
 
 @router.get("/datasets/{dataset_id}/stats", response_model=DatasetStats)
