@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from contextlib import AbstractContextManager, nullcontext
 from enum import StrEnum
 from typing import Any
@@ -15,6 +16,8 @@ from flows import deployments
 from flows.deployments import DEPLOYMENT_NAME as DEPLOYMENT_NAME  # re-exported for callers of the API module
 from flows.deployments import DEPLOYMENTS
 from loraforge import tasks
+from loraforge.catalog.models import Task
+from loraforge.errors import LoraForgeError
 from loraforge.stages.client_inputs import check_client_options
 from loraforge.stages.context import Context
 from loraforge.stages.options import StageOptions
@@ -129,13 +132,43 @@ def _cancel_flow_run(run_id: str, *, api_url: str) -> None:
         )
 
 
-def _run_flow(ctx: Context, flow: Any, arguments: dict[str, Any]) -> None:
+START_ATTEMPTS = 5
+"""How often an accepted run is tried while it cannot even start (e.g. Prefect's server answers 503)."""
+
+
+def _run_flow(ctx: Context, flow: Any, arguments: dict[str, Any], *, backoff_s: float = 2.0) -> None:
+    """Run an accepted flow in this thread. A run that failed before it took its task row (the row is
+    still PENDING) never began its work, so it is tried again with back-off: a 202 is not lost to a
+    moment of orchestrator overload. A failure after it began is recorded by the flow itself."""
+    task_id = arguments["task_id"]
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            with prefect_settings(ctx.settings.prefect_api_url):
+                flow(**arguments)
+            return
+        except BaseException as exc:  # noqa: BLE001 - a background run must record, not propagate, its failure
+            if (
+                attempt < START_ATTEMPTS
+                and isinstance(exc, Exception)
+                and not isinstance(exc, LoraForgeError)
+                and _never_started(ctx, task_id)
+            ):
+                delay = backoff_s * 2 ** (attempt - 1)
+                log.warning("run %s could not start (%r); trying again in %.0f s", task_id, exc, delay)
+                time.sleep(delay)
+                continue
+            log.warning("flow %s for task %s ended: %r", getattr(flow, "name", flow), task_id, exc)
+            _mark_failed(ctx, task_id, exc)
+            return
+
+
+def _never_started(ctx: Context, task_id: str) -> bool:
     try:
-        with prefect_settings(ctx.settings.prefect_api_url):
-            flow(**arguments)
-    except BaseException as exc:  # noqa: BLE001 - a background run must record, not propagate, its failure
-        log.warning("flow %s for task %s ended: %r", getattr(flow, "name", flow), arguments["task_id"], exc)
-        _mark_failed(ctx, arguments["task_id"], exc)
+        with ctx.catalog.session() as session:
+            task = session.get(Task, task_id)
+            return task is not None and task.status == tasks.TaskStatus.PENDING
+    except Exception:  # noqa: BLE001 - cannot tell: do not run twice
+        return False
 
 
 def _mark_failed(ctx: Context, task_id: str, exc: BaseException) -> None:
