@@ -7,7 +7,7 @@ from typing import Any
 import streamlit as st
 
 from services.ui.client import ApiError
-from services.ui.state import api
+from services.ui.state import api, log_in, log_out, session_token
 from services.ui.views.images import show_images
 from services.ui.views.pipeline import show_pipeline
 from services.ui.views.stats import show_exports, show_stats
@@ -69,14 +69,37 @@ def apply_pending_selection() -> None:
         st.session_state[pending[0]] = pending[1]
 
 
+def login_box(refused: bool) -> None:
+    """Log in with a user token (`loraforge users add`), or out again; the token lives in this session."""
+    if session_token():
+        if st.sidebar.button("Log out", key="log_out"):
+            log_out()
+            st.rerun()
+        return
+    with st.sidebar.form("login", clear_on_submit=True):
+        if refused:
+            st.warning("The API needs a token: log in with yours.")
+        token = st.text_input("Your API token", type="password", key="login_token_input")
+        if st.form_submit_button("Log in") and token.strip():
+            log_in(token)
+            st.rerun()
+
+
 def main() -> None:
     st.set_page_config(page_title="LoRA Forge", layout="wide")
     apply_pending_selection()
     try:
         dataset = sidebar()
     except ApiError as exc:
+        if exc.status == 401:
+            if session_token():
+                log_out()  # a token the API no longer takes
+            login_box(refused=True)
+            st.info("Log in with your API token to see your workspaces.")
+            return
         st.error(f"The API is not available: {exc.message}")
         return
+    login_box(refused=False)
     if dataset is None:
         st.title("LoRA Forge")
         st.info("Pick or create a dataset in the sidebar.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import streamlit as st
 
 from services.ui.client import ApiClient, ClientConfig
@@ -15,14 +17,35 @@ def _client_for(config: ClientConfig) -> ApiClient:
 
 
 def api() -> ApiClient:
-    """One client per API address and token (read from the environment on every run)."""
-    return _client_for(ClientConfig.from_env())
+    """One client per API address and token: the token this browser session logged in with, else
+    LORAFORGE_API_TOKEN (read from the environment on every run)."""
+    env = ClientConfig.from_env()
+    return _client_for(ClientConfig(base_url=env.base_url, token=session_token() or env.token))
+
+
+def session_token() -> str | None:
+    token = st.session_state.get("login_token")
+    return str(token) if token else None
+
+
+def log_in(token: str) -> None:
+    st.session_state["login_token"] = token.strip()
+
+
+def log_out() -> None:
+    st.session_state.pop("login_token", None)
+
+
+def caller_key() -> str:
+    """Who asks, for cache keys: cached bytes are shared between sessions, so never between users."""
+    token = api().config.token or ""
+    return hashlib.sha256(f"{api().config.base_url}|{token}".encode()).hexdigest()[:16]
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=2000)
-def thumbnail(base_url: str, image_id: str) -> bytes:
+def thumbnail(caller: str, image_id: str) -> bytes:
     # Thumbnails never change for an image id, so the grid does not refetch them on every rerun.
-    del base_url  # part of the cache key only
+    del caller  # part of the cache key only: one user's thumbnails are never served to another
     return api().thumbnail(image_id)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import streamlit as st
 
 from services.ui.client import ApiError
-from services.ui.state import api, status_badge, thumbnail
+from services.ui.state import api, caller_key, status_badge, thumbnail
 
 STATUSES = ["pending", "kept", "rejected", "duplicate"]
 COLUMNS = 4
@@ -38,12 +38,12 @@ def show_images(dataset: dict[str, Any]) -> None:
 
 
 def show_grid(images: list[dict[str, Any]]) -> None:
-    base_url = api().config.base_url
+    caller = caller_key()
     for start in range(0, len(images), COLUMNS):
         for column, image in zip(st.columns(COLUMNS), images[start : start + COLUMNS], strict=False):
             with column:
                 if image["has_thumbnail"]:
-                    st.image(thumbnail(base_url, image["id"]), caption=image["original_filename"])
+                    st.image(thumbnail(caller, image["id"]), caption=image["original_filename"])
                 else:
                     st.caption(image["original_filename"])
                 status_badge(image["status"])
@@ -63,7 +63,7 @@ def show_detail(image_id: str) -> None:
         return
     st.subheader(image["original_filename"])
     if image["has_thumbnail"]:
-        st.image(thumbnail(client.config.base_url, image_id))
+        st.image(thumbnail(caller_key(), image_id))
     status_badge(image["status"])
     if image["status_reason"]:
         st.caption(f"Reason: {image['status_reason']}" + (" (manual)" if image["status_manual"] else ""))
