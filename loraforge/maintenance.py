@@ -26,11 +26,12 @@ log = logging.getLogger(__name__)
 
 MANAGED_PREFIXES = ("originals/", "derived/", "exports/", "uploads/", "embeddings/")
 """Where LoRA Forge writes. Orphan collection never looks elsewhere, so a shared bucket is safe."""
+CHECKED_ONLY = ("trainings/",)
+"""Listed to check the rows that name them exist, never swept: trained weights outlive their dataset."""
 PER_DATASET_PREFIXES = ("uploads/", "embeddings/")
 """Objects named by their dataset only (no row each): orphans once the dataset is gone."""
 WATCH_KEY = "watch_sources"
 """Dataset setting listing the folders the source-sync flow re-ingests."""
-ACTIVE_TRAINING_STATES = ("PENDING", "STARTING", "PROCESSING", "starting", "processing")
 
 
 class IntegrityProblems(LoraForgeError):
@@ -91,7 +92,7 @@ def check_integrity(
     dataset_ids = set(session.scalars(select(Dataset.id)))
     report.rows_checked = len(required)
 
-    listed = {info.key: info for prefix in MANAGED_PREFIXES for info in store.list(prefix)}
+    listed = {info.key: info for prefix in (*MANAGED_PREFIXES, *CHECKED_ONLY) for info in store.list(prefix)}
     report.objects_listed = len(listed)
     report.missing = [
         {"kind": kind, "id": row_id, "key": key} for key, kind, row_id in required if key not in listed
@@ -112,7 +113,7 @@ def check_integrity(
 
     limit = datetime.now(UTC) - timedelta(seconds=grace_s)
     for key, info in sorted(listed.items()):
-        if key in referenced or _dataset_of(key) in dataset_ids:
+        if not key.startswith(MANAGED_PREFIXES) or key in referenced or _dataset_of(key) in dataset_ids:
             continue
         if info.modified is None or info.modified > limit:
             report.young_orphans += 1
@@ -140,6 +141,9 @@ def _required_objects(session: Session) -> list[tuple[str, str, str]]:
     for export_id, key in session.execute(completed):
         if key:
             found.append((key, "export", export_id))
+    for training_id, key in session.execute(select(Training.id, Training.weights_key)):
+        if key:  # trained weights are checked, never swept: a training row is their only index
+            found.append((key, "weights", training_id))
     return found
 
 
@@ -212,12 +216,3 @@ def datasets_with_watched_sources(session: Session) -> list[tuple[str, list[str]
         for dataset in session.scalars(select(Dataset).order_by(Dataset.created_at))
         if watched_sources(dataset)
     ]
-
-
-# --------------------------------------------------------------------------- trainings
-
-
-def active_trainings(session: Session) -> list[Training]:
-    """Trainings a provider may still change: what the training-status sync polls."""
-    query = select(Training).where(Training.status.in_(ACTIVE_TRAINING_STATES)).order_by(Training.created_at)
-    return list(session.scalars(query))

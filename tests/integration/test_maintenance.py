@@ -103,3 +103,28 @@ def test_sync_sources_reingests_watched_folders(stack_env: dict[str, str], tmp_p
     with ctx.catalog.session() as session:
         maintenance.unwatch(find_dataset(session, "watcher"), [folder])
     assert sync_sources_flow()["synced"] == {}
+
+
+def test_trained_weights_are_checked_but_never_swept(stack_env: dict[str, str]) -> None:
+    from loraforge.catalog.models import Export, Training
+    from loraforge.storage.keys import training_weights_key
+
+    dataset_id = runs.dataset_id("trained", create=True)
+    ctx = open_context()
+    with ctx.catalog.session() as session:
+        export = Export(dataset_id=dataset_id, format="replicate", status="COMPLETED")
+        session.add(export)
+        session.flush()
+        training = Training(dataset_id=dataset_id, export_id=export.id, status="SUCCEEDED")
+        session.add(training)
+        session.flush()
+        training.weights_key = training_weights_key(dataset_id, training.id, "trained_model.tar")
+        weights_key = training.weights_key
+    missing = _check()
+    assert {"kind": "weights", "id": training.id, "key": weights_key} in missing.missing
+
+    ctx.store.put(weights_key, b"weights")
+    ctx.store.put("trainings/no-dataset/no-training/left.tar", b"old weights")  # no row names it
+    present = _check(dry_run=False)
+    assert present.ok and present.removed == []
+    assert ctx.store.exists("trainings/no-dataset/no-training/left.tar")
