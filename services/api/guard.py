@@ -36,6 +36,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_JSON_DEPTH = 32
+BODILESS = ("GET", "HEAD", "OPTIONS", "DELETE")
+"""Methods without a body to spool: their token is checked by the route dependency alone (one lookup)."""
 OPEN_PATHS = ("/api/v1/health", "/api/v1/openapi.json", "/api/v1/docs", "/api/v1/webhooks/")
 """Reachable without the bearer token (webhooks carry their own signature)."""
 
@@ -61,7 +63,8 @@ class RequestGuard:
         settings = self.settings_provider()
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         try:
-            await self._check_token(scope["path"], headers, settings)
+            if scope["method"] not in BODILESS:
+                await self._check_token(scope["path"], headers, settings)
             receive = await self._capped(scope, headers, receive, settings)
         except _Refused as refused:
             await _send_error(send, refused)
