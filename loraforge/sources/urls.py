@@ -59,7 +59,7 @@ def fetch(
     names their own answers and trust their own CA); deadline_s overrides the limits' overall deadline.
     """
     if deadline_s is None:
-        deadline_s = float(getattr(limits, "url_deadline_s", DEFAULT_DEADLINE_S))
+        deadline_s = limits.url_deadline_s
     deadline = time.monotonic() + deadline_s
     target = _parse(url)
     for _hop in range(limits.url_max_redirects + 1):

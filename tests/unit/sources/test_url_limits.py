@@ -4,13 +4,13 @@ are for the URL's name. Every server is real, on loopback, and misbehaves on pur
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import socket
 import time
 import tracemalloc
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -121,16 +121,13 @@ def _redirect_after(delay_s: float, port: int) -> Handler:
     return handle
 
 
-@dataclass(frozen=True)
-class _LimitsWithDeadline(SourceLimits):
-    """SourceLimits as it is once it carries Settings.url_deadline_s."""
-
-    url_deadline_s: float = DEADLINE_S
-
-
 def test_the_deadline_comes_from_the_limits_and_defaults_to_the_setting() -> None:
     assert Settings().url_deadline_s == DEFAULT_DEADLINE_S
-    limits = _LimitsWithDeadline(**LIMITS.__dict__)
+    assert (
+        SourceLimits(max_file_bytes=1, max_zip_ratio=2, max_zip_total_bytes=3).url_deadline_s
+        == DEFAULT_DEADLINE_S
+    )
+    limits = dataclasses.replace(LIMITS, url_deadline_s=DEADLINE_S)
     with RawServer(drip_body(0.25)) as server:
         started = time.monotonic()
         with pytest.raises(InvalidInput, match=f"within the {DEADLINE_S:g} s deadline"):
