@@ -28,7 +28,11 @@ STAGES = ("ingest", "curate", "caption", "bucket", "export")
 
 @flow(name="build-dataset", **LIFECYCLE_HOOKS)
 def build_dataset_flow(
-    dataset_id: str, options: BuildOptions, task_id: str | None = None, out: str | None = None
+    dataset_id: str,
+    options: BuildOptions,
+    task_id: str | None = None,
+    out: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Build a trainer-ready dataset from the sources; returns the final summary table."""
     with tracked_run("build", dataset_id, options, task_id=task_id) as run:
@@ -42,7 +46,7 @@ def build_dataset_flow(
         _stage_done(run)
         bucket_flow(options=options.bucket(), **sub)
         _stage_done(run)
-        exported = export_flow(options=options.export(), out=out, **sub)
+        exported = export_flow(options=options.export(), out=out, overwrite=overwrite, **sub)
         _stage_done(run)
         with run.ctx.catalog.session() as session:
             summary = build_summary(

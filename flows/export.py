@@ -33,7 +33,12 @@ def _retry_transient(_task: Any, _run: Any, state: Any) -> bool:
     cache_policy=NO_CACHE,
 )
 def export_write(
-    run: TrackedRun, dataset_id: str, options: ExportOptions, out_dir: Path | None, zip_path: Path | None
+    run: TrackedRun,
+    dataset_id: str,
+    options: ExportOptions,
+    out_dir: Path | None,
+    zip_path: Path | None,
+    overwrite: bool = False,
 ) -> ExportOutcome:
     """Plan from the catalog and write one version; a failed attempt leaves nothing visible to retry over."""
     ctx = run.ctx
@@ -51,7 +56,13 @@ def export_write(
     run.set_total(len(plan.items))
     reporter = ProgressReporter(ctx, run.task_id, offset=0, artifact_id=run.artifact_id)
     outcome = write_export(
-        ctx, plan, strict=options.strict, out_dir=out_dir, zip_path=zip_path, progress=reporter
+        ctx,
+        plan,
+        strict=options.strict,
+        out_dir=out_dir,
+        zip_path=zip_path,
+        overwrite=overwrite,
+        progress=reporter,
     )
     reporter.flush()
     return outcome
@@ -64,15 +75,17 @@ def export_flow(
     task_id: str | None = None,
     parent_id: str | None = None,
     out: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Export a new immutable version of the dataset; returns its id, keys, counts and warnings.
 
     The version is stored in object storage (the API downloads it from there). `out` is the CLI's local
-    copy: ending in .zip it receives the archive, else the folder form (and `<out>.zip` with `zip`).
+    copy: ending in .zip it receives the archive, else the folder form (and `<out>.zip` with `zip`). An
+    earlier export there is replaced; anything else only with `overwrite`.
     """
     out_dir, zip_path = local_outputs(out, zip=options.zip)
     with tracked_run("export", dataset_id, options, task_id=task_id, parent_id=parent_id) as run:
-        outcome = export_write(run, dataset_id, options, out_dir, zip_path)
+        outcome = export_write(run, dataset_id, options, out_dir, zip_path, overwrite)
         result = {"format": options.format, **outcome.to_dict()}
         run.complete(result)
     publish_summary(result)

@@ -70,7 +70,9 @@ class ZipSink:
     data descriptors).
     """
 
-    def __init__(self, target: Path | str | BinaryIO, *, compresslevel: int = 6) -> None:
+    def __init__(
+        self, target: Path | str | BinaryIO, *, compresslevel: int = 6, comment: bytes = b""
+    ) -> None:
         if isinstance(target, (str, os.PathLike)):
             self._file: BinaryIO = open(target, "wb")  # noqa: SIM115 - closed in close()
             self._owns_file = True
@@ -78,6 +80,7 @@ class ZipSink:
             self._file = target
             self._owns_file = False
         self._zip = zipfile.ZipFile(self._file, "w", allowZip64=True)
+        self._zip.comment = comment
         self._compresslevel = compresslevel
         self._written: set[str] = set()
         self._closed = False

@@ -17,6 +17,7 @@ from loraforge.imaging.decode import IMAGE_EXTENSIONS, sniff_format
 from loraforge.sources import urls, zips
 
 _HIDDEN_DIRS = {"__MACOSX", ".git", ".ipynb_checkpoints"}
+URL_LIST_SUFFIXES = (".txt", ".urls", ".lst")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,22 @@ def enumerate_sources(sources: Iterable[str], limits: SourceLimits) -> list[dict
     return items
 
 
+def check_sources(sources: Iterable[str], limits: SourceLimits) -> None:
+    """Refuse, before any work, a local source that is missing or holds no picture (URLs come later)."""
+    for source in sources:
+        if source.startswith(("http://", "https://")):
+            continue
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise InvalidInput(f"source not found: {source}")
+        if path.is_file() and not (zipfile.is_zipfile(path) or path.suffix.lower() in URL_LIST_SUFFIXES):
+            if path.suffix.lower() not in IMAGE_EXTENSIONS and not _sniffs_as_image(path):
+                raise InvalidInput(f"{source} is not a picture, a zip file or a .txt list of URLs")
+            continue
+        if next(iter(_enumerate_one(source, limits)), None) is None:
+            raise InvalidInput(f"no pictures found in {source}")
+
+
 def _enumerate_one(source: str, limits: SourceLimits) -> Iterator[dict[str, object]]:
     if source.startswith(("http://", "https://")):
         yield _item("url", source, source, source)
@@ -53,7 +70,7 @@ def _enumerate_one(source: str, limits: SourceLimits) -> Iterator[dict[str, obje
         yield from _enumerate_folder(path)
     elif zipfile.is_zipfile(path):
         yield from zips.enumerate_zip(path, limits, _item)
-    elif path.suffix.lower() in (".txt", ".urls", ".lst"):
+    elif path.suffix.lower() in URL_LIST_SUFFIXES:
         yield from _enumerate_url_list(path)
     else:
         yield _item("file", str(path.resolve()), path.name, path.name)

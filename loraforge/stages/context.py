@@ -24,16 +24,20 @@ class Context:
 
     @property
     def source_limits(self) -> SourceLimits:
-        s = self.settings
-        return SourceLimits(
-            max_file_bytes=s.max_file_bytes,
-            max_zip_ratio=s.max_zip_ratio,
-            max_zip_total_bytes=s.max_zip_total_bytes,
-            url_timeout_s=s.url_timeout_s,
-            url_max_redirects=s.url_max_redirects,
-            url_deadline_s=s.url_deadline_s,
-            allow_private_urls=s.allow_private_urls,
-        )
+        return source_limits(self.settings)
+
+
+def source_limits(settings: Settings) -> SourceLimits:
+    """The size, zip and URL limits of reading sources, from the settings."""
+    return SourceLimits(
+        max_file_bytes=settings.max_file_bytes,
+        max_zip_ratio=settings.max_zip_ratio,
+        max_zip_total_bytes=settings.max_zip_total_bytes,
+        url_timeout_s=settings.url_timeout_s,
+        url_max_redirects=settings.url_max_redirects,
+        url_deadline_s=settings.url_deadline_s,
+        allow_private_urls=settings.allow_private_urls,
+    )
 
 
 def open_context(settings: Settings | None = None) -> Context:

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,9 @@ __all__ = [
     "ExportOutcome",
     "ExportPlan",
     "ExportRequest",
+    "OUT_MARKER",
+    "ZIP_MARKER",
+    "check_out",
     "check_out_dir",
     "find_export",
     "list_exports",
@@ -127,10 +131,57 @@ def local_outputs(out: str | Path | None, *, zip: bool = False) -> tuple[Path | 
     return path, (path.with_name(path.name + ".zip") if zip else None)
 
 
-def check_out_dir(out_dir: Path) -> None:
-    """Refuse early, before any work, a folder that would mix stale files into the export."""
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise Conflict(f"export directory {out_dir} exists and is not empty")
+OUT_MARKER = ".loraforge-export.json"
+"""The manifest of the version an `--out` folder holds: it tells a folder LoRA Forge wrote (replaced by the
+next version) from one it did not (refused unless overwrite)."""
+ZIP_MARKER = b"LoRA Forge export"
+"""The archive comment of every export zip (stored, downloaded, `--out`): it tells a zip LoRA Forge wrote."""
+
+
+def check_out(out: str | Path | None, *, zip: bool = False, overwrite: bool = False) -> None:
+    """Refuse, before any work, an `--out` (and its `--zip` companion) that holds what LoRA Forge did not
+    write; an earlier export there is replaced by the new version, and `overwrite` replaces anything."""
+    out_dir, zip_path = local_outputs(out, zip=zip)
+    if out_dir is not None:
+        check_out_dir(out_dir, overwrite=overwrite)
+    if zip_path is not None:
+        check_out_zip(zip_path, overwrite=overwrite)
+
+
+def check_out_dir(out_dir: Path, *, overwrite: bool = False) -> None:
+    """A folder `--out` must be missing, empty, an earlier export, or given up with `overwrite`."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise Conflict(f"--out {out_dir} is a file, not a folder; give a folder, or a path ending in .zip")
+    if overwrite or not any(out_dir.iterdir()) or (out_dir / OUT_MARKER).is_file():
+        return
+    raise Conflict(
+        f"--out {out_dir} holds files LoRA Forge did not write; give a new or empty folder, or add "
+        "--overwrite to replace it"
+    )
+
+
+def check_out_zip(zip_path: Path, *, overwrite: bool = False) -> None:
+    """A zip `--out` must be missing, an earlier export's zip, or given up with `overwrite`."""
+    if not zip_path.exists():
+        return
+    if zip_path.is_dir():
+        raise Conflict(f"--out {zip_path} is a folder; a .zip --out names the archive file")
+    if overwrite or _written_here(zip_path):
+        return
+    raise Conflict(
+        f"--out {zip_path} is a file LoRA Forge did not write; give a new path, or add --overwrite to "
+        "replace it"
+    )
+
+
+def _written_here(zip_path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            return archive.comment == ZIP_MARKER
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def write_export(
@@ -140,6 +191,7 @@ def write_export(
     strict: bool = False,
     out_dir: Path | None = None,
     zip_path: Path | None = None,
+    overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
     read_ahead: int = 4,
 ) -> ExportOutcome:
@@ -148,15 +200,22 @@ def write_export(
     The stored version (and its .zip copies) is portable: config paths are relative to its root, unless
     spec.dataset_root names another. The folder copy's config files name the folder's absolute path instead
     (`_locate_configs`), so the trainer finds the pictures from wherever it is launched (mostly its own
-    checkout); spec.relative_paths keeps them relative there too."""
+    checkout); spec.relative_paths keeps them relative there too. An earlier export at `out_dir` or
+    `zip_path` is replaced by this one in a rename once it is complete (`check_out` says what may be)."""
     if not plan.items:
-        raise InvalidInput(
-            f"dataset {plan.dataset.name!r} has no images to export (kept, or pending if never "
-            "curated; --include-rejected adds rejected and duplicates)"
-        )
+        name = plan.dataset.name
+        if plan.left_out:
+            raise InvalidInput(
+                f"no images to export: all {plan.left_out} pictures of dataset {name!r} were rejected or "
+                f"are duplicates: see `loraforge report --dataset {name}` (--include-rejected exports them "
+                "anyway)"
+            )
+        raise InvalidInput(f"no images to export: dataset {name!r} holds no pictures")
     report = validate(plan.items, plan.spec, strict=strict)  # strict refuses here, before any row exists
     if out_dir is not None:
-        check_out_dir(out_dir)
+        check_out_dir(out_dir, overwrite=overwrite)
+    if zip_path is not None:
+        check_out_zip(zip_path, overwrite=overwrite)
     created_at = utcnow()
     with ctx.catalog.session() as session:
         row = Export(
@@ -173,7 +232,8 @@ def write_export(
             archive = Path(tmp) / "export.zip"
             staging = None if out_dir is None else _sibling(out_dir, export_id)
             with archive.open("wb") as handle:
-                sinks: list[Sink] = [ZipSink(handle)] + ([DirectorySink(staging)] if staging else [])
+                sinks: list[Sink] = [ZipSink(handle, comment=ZIP_MARKER)]
+                sinks += [DirectorySink(staging)] if staging else []
                 placed += [staging] if staging else []
                 result = write_dataset(
                     plan.items,
@@ -198,9 +258,8 @@ def write_export(
                 placed[-1] = zip_path
             if staging is not None and out_dir is not None:
                 _locate_configs(plan.spec, staging, out_dir)
-                if out_dir.exists():
-                    out_dir.rmdir()  # checked empty above; rename needs it gone
-                os.replace(staging, out_dir)
+                (staging / OUT_MARKER).write_bytes(canonical_json(manifest).encode("utf-8"))
+                _replace_dir(staging, out_dir, export_id)
                 placed[placed.index(staging)] = out_dir
         with ctx.catalog.session() as session:
             saved = session.get(Export, export_id)
@@ -233,6 +292,22 @@ def _locate_configs(spec: ExportSpec, staging: Path, out_dir: Path) -> None:
     located = dataclasses.replace(spec, dataset_root=str(out_dir.expanduser().resolve()))
     for name, text in get_exporter(spec.format).configs(located).items():
         (staging / name).write_bytes(text.encode("utf-8"))
+
+
+def _replace_dir(staging: Path, out_dir: Path, export_id: str) -> None:
+    """Put the finished folder at `out_dir`: whatever was there is moved aside, then removed once the new
+    folder is in place (put back if the move fails), so `out_dir` never holds a mix of two versions."""
+    if not out_dir.exists():
+        os.replace(staging, out_dir)
+        return
+    old = out_dir.parent / f".{out_dir.name}.old-{export_id[:12]}"
+    os.replace(out_dir, old)
+    try:
+        os.replace(staging, out_dir)
+    except BaseException:
+        os.replace(old, out_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _sibling(target: Path, export_id: str) -> Path:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from loraforge.catalog.models import Caption, Dataset, Derivative, Export, Face, Image
@@ -45,6 +45,8 @@ class ExportPlan:
     items: list[ExportItem]
     sources: list[dict[str, Any]]
     """Per image: its original, the processed file used (if any) and the caption row, for the manifest."""
+    left_out: int = 0
+    """Pictures of the dataset this export does not take (rejected, duplicates)."""
 
 
 def plan_export(session: Session, dataset: Dataset, request: ExportRequest, store: ObjectStore) -> ExportPlan:
@@ -84,7 +86,8 @@ def plan_export(session: Session, dataset: Dataset, request: ExportRequest, stor
     info = DatasetInfo(
         dataset.id, dataset.name, dataset.trigger_word, dataset.class_word, dataset.target_model
     )
-    return ExportPlan(info, _spec(dataset, request), items, sources)
+    stored = session.scalar(select(func.count()).select_from(Image).where(Image.dataset_id == dataset.id))
+    return ExportPlan(info, _spec(dataset, request), items, sources, left_out=(stored or 0) - len(items))
 
 
 def preview_export(

@@ -17,7 +17,14 @@ from loraforge.stages.context import open_context
 from loraforge.stages.datasets import get_dataset
 from loraforge.stages.options import ExportOptions
 from services.cli.main import app, emit_json, err_console, handle_errors, out_console
-from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command, out_param
+from services.cli.options import (
+    AS_JSON,
+    OVERWRITE,
+    WORKSPACE,
+    dataset_param,
+    options_command,
+    out_param,
+)
 from services.cli.runtime import cli_context, resolve_dataset, run_with_progress
 
 exports_app = typer.Typer(help="A dataset's export versions: list, download and compare them.")
@@ -44,26 +51,25 @@ RELATIVE_PATHS = inspect.Parameter(
     app,
     ExportOptions,
     name="export",
-    own=[dataset_param("Dataset to export."), OUT, RELATIVE_PATHS, WORKSPACE, AS_JSON],
+    own=[dataset_param("Dataset to export."), OUT, OVERWRITE, RELATIVE_PATHS, WORKSPACE, AS_JSON],
 )
 def export(
     options: ExportOptions,
     *,
     dataset: str,
     out: str | None,
+    overwrite: bool,
     relative_paths: bool,
     workspace: str,
     as_json: bool,
 ) -> None:
     """Export a new immutable version of the dataset, stored with its manifest; always downloadable."""
-    from loraforge.stages.export import ExportRequest, check_out_dir, local_outputs, preview_export
+    from loraforge.stages.export import ExportRequest, check_out, preview_export
 
     if relative_paths:
         # An ExportSpec field, carried in the options so every client (and the flow) sees the same request.
         options = options.model_copy(update={"options": {**options.options, "relative_paths": True}})
-    out_dir, _ = local_outputs(out, zip=options.zip)
-    if out_dir is not None:
-        check_out_dir(out_dir)
+    check_out(out, zip=options.zip, overwrite=overwrite)
     request = ExportRequest(
         format=options.format,
         repeats=options.repeats,
@@ -93,7 +99,9 @@ def export(
             dataset_id=dataset_id,
             params=options.model_dump(mode="json"),
             show=not as_json,
-            run=lambda task_id: export_flow(dataset_id, options, task_id=task_id, out=out),
+            run=lambda task_id: export_flow(
+                dataset_id, options, task_id=task_id, out=out, overwrite=overwrite
+            ),
         )
     except InvalidInput as exc:
         if "\n" not in str(exc):

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from rich.table import Table
 
-from loraforge.errors import InvalidInput
 from loraforge.stages.options import IngestOptions
 from services.cli.main import app, emit_json, err_console, out_console
 from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command
@@ -45,9 +43,12 @@ def ingest(options: IngestOptions, *, dataset: str, workspace: str, as_json: boo
 
 
 def check_sources(sources: Sequence[str]) -> None:
-    for source in sources:
-        if not source.startswith(("http://", "https://")) and not Path(source).expanduser().exists():
-            raise InvalidInput(f"source not found: {source}")
+    """Every local source exists and holds pictures, checked before the catalog is even opened."""
+    from loraforge.config import get_settings
+    from loraforge.sources.enumerate import check_sources as check_local_sources
+    from loraforge.stages.context import source_limits
+
+    check_local_sources(sources, source_limits(get_settings()))
 
 
 def print_ingest_summary(summary: dict, dataset: str) -> None:

@@ -12,10 +12,42 @@ from typing import IO, Any, TypeVar
 
 import typer
 from rich.console import Console
+from typer._click import exceptions as usage  # typer's own click: its usage errors
 
 from loraforge.errors import LoraForgeError
 
-app = typer.Typer(
+
+class LoraForgeTyper(typer.Typer):
+    """The `loraforge` command: a wrong flag or value is one line and exit 1, like every other input error.
+
+    Typer's own usage errors (an unknown flag, a number that is not one) would print a box and exit 2; the
+    values the options models check already exit 1 through `handle_errors`, so both read the same."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("standalone_mode", False)
+        try:
+            code = super().__call__(*args, **kwargs)
+        except usage.NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except usage.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "loraforge"
+            err_console.print(
+                f"[red]error:[/red] {_one_line(exc.format_message())} (see `{command} --help`)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            sys.exit(1)
+        except usage.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err_console.print("[red]aborted[/red]")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = LoraForgeTyper(
     name="loraforge",
     help="Build LoRA training datasets: ingest, curate, caption, bucket and export pictures.",
     no_args_is_help=True,
@@ -30,10 +62,14 @@ out_console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 _json_out: IO[str] | None = None
 """Where `--json` output goes: the real stdout, once `keep_stdout_for_json` moved everything else off it."""
+_verbose = False
+"""`--verbose`: an error also shows where it came from (its traceback)."""
 
 
 @app.callback()
 def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show orchestration logs.")) -> None:
+    global _verbose
+    _verbose = verbose
     if "--json" in sys.argv[1:]:
         keep_stdout_for_json()
     level = logging.INFO if verbose else logging.WARNING
@@ -77,6 +113,8 @@ def handle_errors(command: F) -> F:
         except typer.Exit:
             raise
         except LoraForgeError as exc:
+            if _verbose:
+                err_console.print_exception()
             err_console.print(f"[red]error:[/red] {_one_line(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
@@ -85,6 +123,8 @@ def handle_errors(command: F) -> F:
         except Exception as exc:  # noqa: BLE001 - the CLI boundary: say what failed in one line
             if os.environ.get("LORAFORGE_DEBUG"):
                 raise
+            if _verbose:
+                err_console.print_exception()
             err_console.print(
                 f"[red]error:[/red] {exc.__class__.__name__}: {_one_line(str(exc))}",
                 highlight=False,

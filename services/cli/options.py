@@ -3,8 +3,9 @@
 A field `max_upscale` becomes `--max-upscale` with the field's default, bounds and help; a Literal becomes a
 choice; a list becomes a repeatable flag (or the positional arguments); a dict becomes repeatable KEY=VALUE.
 A field may name its flag itself with `json_schema_extra={"cli": "--format"}`. The command's own flags
-(dataset, workspace, --json, ...) are given as plain typer parameters. Values are checked by the model, and
-a bad one exits 1 with a line naming the flag, before anything runs.
+(dataset, workspace, --json, ...) are given as plain typer parameters. Values (choices and bounds included)
+are checked by the model, and a bad one exits 1 with one line naming the flag and the value, before anything
+runs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import typer
-from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
@@ -43,6 +43,17 @@ def out_param(help_text: str) -> inspect.Parameter:
     )
 
 
+OVERWRITE = inspect.Parameter(
+    "overwrite",
+    KW,
+    default=typer.Option(
+        False,
+        "--overwrite",
+        help="Replace --out even when it holds files LoRA Forge did not write (an earlier export of LoRA "
+        "Forge is always replaced by the new version).",
+    ),
+    annotation=bool,
+)
 WORKSPACE = inspect.Parameter(
     "workspace",
     KW,
@@ -84,7 +95,9 @@ def options_command(
 
         @functools.wraps(run)
         def command(**values: Any) -> None:
-            given = {key: _convert(fields[key], values.pop(key)) for key in list(values) if key in fields}
+            given = {
+                key: _convert(key, fields[key], values.pop(key)) for key in list(values) if key in fields
+            }
             given = {key: value for key, value in given.items() if value is not None}
             try:
                 options = model(**given)
@@ -100,24 +113,26 @@ def options_command(
 
 
 def describe(exc: ValidationError, fields: dict[str, FieldInfo]) -> str:
-    """A validation error as one line that names the flag a user typed."""
+    """A validation error as one line that names the flag a user typed and the value given to it."""
     parts = []
     for error in exc.errors():
         loc = error["loc"][0] if error["loc"] else None
-        where = flag_of(str(loc), fields[str(loc)]) if loc in fields else "options"
         message = error["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}")
+        if loc not in fields:
+            parts.append(f"options: {message}")
+            continue
+        info = fields[str(loc)]
+        value = error.get("input")
+        choices = _choices(info.annotation)
+        if error["type"] == "literal_error" and choices:
+            message = f"choose one of {', '.join(choices)}"
+        shown = f" {value!r}" if isinstance(value, str | int | float | bool) else ""
+        parts.append(f"{flag_of(str(loc), info)}{shown}: {message}")
     return "; ".join(parts)
 
 
 def _parameter(key: str, info: FieldInfo, *, positional: bool) -> inspect.Parameter:
     annotation = _cli_type(info.annotation)
-    bounds = {}
-    for meta in info.metadata:
-        if isinstance(meta, Ge | Gt):
-            bounds["min"] = getattr(meta, "ge", None) if isinstance(meta, Ge) else meta.gt
-        if isinstance(meta, Le | Lt):
-            bounds["max"] = getattr(meta, "le", None) if isinstance(meta, Le) else meta.lt
     default = None if info.is_required() else info.get_default(call_default_factory=True)
     if isinstance(default, list | dict) and not default:
         default = None
@@ -128,14 +143,14 @@ def _parameter(key: str, info: FieldInfo, *, positional: bool) -> inspect.Parame
     if positional:
         spec: Any = typer.Argument(... if info.is_required() else default, help=help_text)
     else:
-        metavar = "|".join(choices) if choices else None
+        number = _number_type(info.annotation)
+        metavar = "|".join(choices) if choices else _NUMBER_METAVARS.get(number) if number else None
         spec = typer.Option(
             default,
             *flags_of(key, info),
             help=help_text,
             show_default=default is not None,
             metavar=metavar,
-            **bounds,
         )
     return inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=spec, annotation=annotation)
 
@@ -148,7 +163,16 @@ def _cli_type(annotation: Any) -> Any:
     if typing.get_origin(inner) in (list, dict):
         return list[str]
     base = _base(inner)
-    return base if base in (str, int, float, bool) else str
+    # Numbers come in as text and are read in _convert, so a wrong one is refused naming the flag and value.
+    return base if base in (str, bool) else str
+
+
+_NUMBER_METAVARS: dict[type, str] = {int: "INTEGER", float: "NUMBER"}
+
+
+def _number_type(annotation: Any) -> type | None:
+    base = _base(_unwrap(annotation))
+    return base if base in (int, float) else None
 
 
 def _choices(annotation: Any) -> list[str] | None:
@@ -178,10 +202,18 @@ def _is_dict(annotation: Any) -> bool:
     return typing.get_origin(_unwrap(annotation)) is dict
 
 
-def _convert(info: FieldInfo, value: Any) -> Any:
-    """A repeatable KEY=VALUE flag into a dict; empty repeatables into None (the model's default)."""
+def _convert(key: str, info: FieldInfo, value: Any) -> Any:
+    """A repeatable KEY=VALUE flag into a dict; empty repeatables into None (the model's default); a number
+    flag's text into the number."""
     if isinstance(value, list | tuple) and not value:
         return None
+    number = _number_type(info.annotation)
+    if number is not None and isinstance(value, str):
+        try:
+            return number(value)
+        except ValueError:
+            kind = "a whole number" if number is int else "a number"
+            raise InvalidInput(f"{flag_of(key, info)} {value!r}: expected {kind}") from None
     if _is_dict(info.annotation) and value is not None:
         out: dict[str, Any] = {}
         for pair in value:

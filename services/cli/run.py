@@ -15,7 +15,14 @@ from loraforge.training.options import TrainOptions
 from loraforge.training.provider import replicate_client
 from services.cli.ingest import check_sources
 from services.cli.main import app, emit_json, err_console, out_console
-from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command, out_param
+from services.cli.options import (
+    AS_JSON,
+    OVERWRITE,
+    WORKSPACE,
+    dataset_param,
+    options_command,
+    out_param,
+)
 from services.cli.runtime import cli_context, resolve_dataset, run_with_stage_bars
 
 OUT = out_param("Where to write the dataset (folder, or .zip).")
@@ -36,15 +43,27 @@ TRAIN = inspect.Parameter(
     app,
     BuildOptions,
     name="run",
-    own=[dataset_param("Dataset name (created if new)."), OUT, TRAIN, WORKSPACE, AS_JSON],
+    own=[dataset_param("Dataset name (created if new)."), OUT, OVERWRITE, TRAIN, WORKSPACE, AS_JSON],
     positional="sources",
     hidden=("upload_batch",),
 )
 def run(
-    options: BuildOptions, *, dataset: str, out: str | None, train: str | None, workspace: str, as_json: bool
+    options: BuildOptions,
+    *,
+    dataset: str,
+    out: str | None,
+    overwrite: bool,
+    train: str | None,
+    workspace: str,
+    as_json: bool,
 ) -> None:
-    """Ingest, curate, caption, bucket and export a dataset in one go. Running it again resumes."""
+    """Ingest, curate, caption, bucket and export a dataset in one go. Running it again resumes, and
+    replaces --out with the new export version."""
+    from loraforge.stages.export import check_out
+
+    # Everything a user typed is checked here, before any stage starts.
     check_sources(options.sources)
+    check_out(out, zip=options.zip, overwrite=overwrite)
     training = train_options(train)
     ctx = cli_context()
     dataset_id = resolve_dataset(
@@ -63,7 +82,9 @@ def run(
         dataset_id=dataset_id,
         params=options.model_dump(mode="json"),
         show=not as_json,
-        run=lambda task_id: build_dataset_flow(dataset_id, options, task_id=task_id, out=out),
+        run=lambda task_id: build_dataset_flow(
+            dataset_id, options, task_id=task_id, out=out, overwrite=overwrite
+        ),
     )
     if not as_json:
         print_summary(summary)

@@ -303,11 +303,13 @@ def test_cli_refuses_bad_options_before_any_flow_starts() -> None:
     ingest_rows([])
     runner = CliRunner()
     for args, reason in (
-        (["--face-detector", "dlib"], "--face-detector: Input should be 'opencv' or 'retinaface'"),
-        (["--format", "webp"], "--format: Input should be 'jpg' or 'png'"),
-        (["--buckets", "10x"], "--buckets: String should match pattern"),  # the schema states the rule
-        (["--target", "sd3"], "--target: Input should be 'sd15', 'sdxl' or 'flux'"),
-        (["--trainer", "dreambooth"], "--trainer: Input should be 'kohya', 'ai-toolkit'"),
+        (["--face-detector", "dlib"], "--face-detector 'dlib': choose one of opencv, retinaface"),
+        (["--format", "webp"], "--format 'webp': choose one of jpg, png"),
+        (["--buckets", "10x"], "--buckets '10x': String should match pattern"),  # the schema states the rule
+        (["--target", "sd3"], "--target 'sd3': choose one of sd15, sdxl, flux"),
+        (["--trainer", "dreambooth"], "--trainer 'dreambooth': choose one of kohya, ai-toolkit"),
+        (["--max-upscale", "0.5"], "--max-upscale 0.5: Input should be greater than or equal to 1"),
+        (["--step", "many"], "--step 'many': expected a whole number"),
         (["--trainer", "onetrainer", "--step", "32"], "step shape the generic grid; with a trainer"),
     ):
         result = runner.invoke(app, ["bucket", "--dataset", "alice", *args])

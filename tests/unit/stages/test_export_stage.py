@@ -22,7 +22,10 @@ from loraforge.errors import Conflict, InvalidInput, NotFound, StorageError
 from loraforge.exporters import canonical_json, diff_manifests, validate
 from loraforge.stages.context import Context, open_context
 from loraforge.stages.export import (
+    OUT_MARKER,
+    ZIP_MARKER,
     ExportRequest,
+    check_out,
     find_export,
     list_exports,
     local_outputs,
@@ -153,9 +156,13 @@ def test_export_stores_zip_and_manifest_and_writes_folder_and_zip_copies(
     assert ctx.store.get(outcome.manifest_key).decode() == canonical_json(manifest)
     stored = ctx.store.get(outcome.object_key)
     assert zip_path.read_bytes() == stored
+    # Its comment tells the next export to this path that LoRA Forge wrote it, so it may be replaced.
+    assert zipfile.ZipFile(zip_path).comment == ZIP_MARKER
     members = zipfile.ZipFile(io.BytesIO(stored)).namelist()
     on_disk = sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file())
-    assert sorted(members) == on_disk == sorted(f["name"] for f in manifest["files"])
+    assert sorted([*members, OUT_MARKER]) == on_disk
+    assert sorted(members) == sorted(f["name"] for f in manifest["files"])
+    assert json.loads((out_dir / OUT_MARKER).read_text()) == manifest
     images = [name for name in members if name.endswith(".png")]
     assert len(images) == 3 and all(name.startswith("img/3_ohwx cat/") for name in images)
     for name in images:
@@ -246,10 +253,54 @@ def test_a_non_empty_out_folder_is_refused_before_any_version_exists(ctx: Contex
         assert session.scalars(select(Export)).all() == []
 
 
+def test_an_earlier_export_at_out_is_replaced_by_the_new_version(ctx: Context, tmp_path: Path) -> None:
+    dataset_id, _ = make_dataset(ctx)
+    out_dir, zip_path = local_outputs(tmp_path / "alice", zip=True)
+    first = write_export(ctx, plan(ctx, dataset_id), out_dir=out_dir, zip_path=zip_path)
+    (out_dir / "img" / "10_ohwx cat" / "left_over.png").write_bytes(b"from the first version")
+    check_out(tmp_path / "alice", zip=True)  # the run's early check lets an earlier export through
+    second = write_export(ctx, plan(ctx, dataset_id, repeats=2), out_dir=out_dir, zip_path=zip_path)
+    assert second.export_id != first.export_id
+    assert json.loads((out_dir / OUT_MARKER).read_text())["export_id"] == second.export_id
+    assert zip_path.read_bytes() == ctx.store.get(second.object_key)
+    assert sorted(p.name for p in (out_dir / "img").iterdir()) == ["2_ohwx cat"]  # nothing of the first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alice", "alice.zip", "home"]
+
+
+def test_out_holding_other_files_is_refused_unless_overwrite(ctx: Context, tmp_path: Path) -> None:
+    dataset_id, _ = make_dataset(ctx)
+    mine, archive, a_file = tmp_path / "mine", tmp_path / "mine.zip", tmp_path / "notes"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my own notes")
+    with zipfile.ZipFile(archive, "w") as other:
+        other.writestr("holiday.jpg", b"not LoRA Forge's")
+    a_file.write_text("a file")
+    with pytest.raises(Conflict, match=r"--out .*mine holds files LoRA Forge did not write.*--overwrite"):
+        check_out(mine)
+    with pytest.raises(Conflict, match=r"--out .*mine.zip is a file LoRA Forge did not write"):
+        check_out(archive)
+    (tmp_path / "fresh.zip").write_bytes(archive.read_bytes())
+    with pytest.raises(Conflict, match=r"--out .*fresh.zip is a file LoRA Forge did not write"):
+        check_out(tmp_path / "fresh", zip=True)  # the zip beside the folder is checked too
+    with pytest.raises(Conflict, match=r"--out .*notes is a file, not a folder"):
+        check_out(a_file, overwrite=True)
+    with pytest.raises(Conflict, match="did not write"):
+        write_export(ctx, plan(ctx, dataset_id), zip_path=archive)
+    with ctx.catalog.session() as session:
+        assert session.scalars(select(Export)).all() == []
+    assert (mine / "notes.txt").read_text() == "my own notes"
+
+    check_out(mine, zip=True, overwrite=True)
+    outcome = write_export(ctx, plan(ctx, dataset_id), out_dir=mine, zip_path=archive, overwrite=True)
+    assert not (mine / "notes.txt").exists() and (mine / "dataset_config.toml").is_file()
+    assert archive.read_bytes() == ctx.store.get(outcome.object_key)
+
+
 def test_a_dataset_with_nothing_to_export_is_refused(ctx: Context) -> None:
     statuses = dict.fromkeys(PHOTOS, "rejected")
     dataset_id, _ = make_dataset(ctx, statuses=statuses)
-    with pytest.raises(InvalidInput, match="no images to export"):
+    expected = r"all 3 pictures of dataset 'alice' were rejected or are duplicates: see `loraforge report"
+    with pytest.raises(InvalidInput, match=expected):
         write_export(ctx, plan(ctx, dataset_id))
     with ctx.catalog.session() as session:
         assert session.scalars(select(Export)).all() == []

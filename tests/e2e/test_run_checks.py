@@ -1,0 +1,80 @@
+"""`loraforge run` checks all the user typed before any stage starts; running it again replaces --out."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from tests.conftest import run_cli
+from tests.support.images import real_photo_paths
+
+
+def photo_folder(folder: Path, count: int = 2) -> Path:
+    folder.mkdir(parents=True)
+    for path in list(real_photo_paths().values())[:count]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def test_bad_input_fails_at_once_with_one_line_naming_the_option_and_value(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {"LORAFORGE_HOME": str(home)}
+    photos = photo_folder(tmp_path / "photos")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no pictures here")
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "thesis.tex").write_text("someone's work")
+    run = ("run", str(photos), "--dataset", "alice", "--trigger", "ohwx woman")
+    cases = [
+        ((*run, "--format", "kohy"), "--format 'kohy': choose one of kohya, ai-toolkit"),
+        ((*run, "--target", "sd3"), "--target 'sd3': choose one of sd15, sdxl, flux"),
+        ((*run, "--repeats", "abc"), "--repeats 'abc': expected a whole number"),
+        ((*run, "--max-upscale", "0.5"), "--max-upscale 0.5: Input should be greater than or equal to 1"),
+        ((*run, "--bogus"), "No such option: --bogus"),
+        (("run", str(tmp_path / "empty"), "-d", "alice"), f"no pictures found in {tmp_path / 'empty'}"),
+        (("run", str(tmp_path / "notes"), "-d", "alice"), f"no pictures found in {tmp_path / 'notes'}"),
+        (("run", str(tmp_path / "gone"), "-d", "alice"), f"source not found: {tmp_path / 'gone'}"),
+        (
+            (*run, "--out", str(tmp_path / "theirs")),
+            f"--out {tmp_path / 'theirs'} holds files LoRA Forge did not write",
+        ),
+    ]
+    for args, expected in cases:
+        result = run_cli(*args, env=env)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1, (args, result.stderr)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], (args, lines)
+        assert result.stdout == ""
+    assert not home.exists()  # refused before the catalog was even opened: no stage started
+    assert (tmp_path / "theirs" / "thesis.tex").read_text() == "someone's work"
+
+    detailed = run_cli("-v", *run, "--format", "kohy", env=env)
+    assert detailed.returncode == 1
+    assert "Traceback" in detailed.stderr and "--format 'kohy'" in detailed.stderr.splitlines()[-1]
+
+
+def test_running_the_same_command_again_replaces_out_with_the_new_version(tmp_path: Path) -> None:
+    env = {"LORAFORGE_HOME": str(tmp_path / "home"), "LORAFORGE_EXECUTOR": "inline"}
+    photos, out = photo_folder(tmp_path / "alice"), tmp_path / "alice-lora"
+    args = ("run", str(photos), "--dataset", "alice", "--trigger", "ohwx woman", "--out", str(out), "--json")
+    first = run_cli(*args, env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    first_id = json.loads(first.stdout)["export_id"]
+    assert json.loads((out / ".loraforge-export.json").read_text())["export_id"] == first_id
+
+    second = run_cli(*args, env=env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    second_id = json.loads(second.stdout)["export_id"]
+    assert second_id != first_id
+    assert json.loads((out / ".loraforge-export.json").read_text())["export_id"] == second_id
+    assert (out / "dataset_config.toml").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alice", "alice-lora", "home"]  # nothing left aside
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "thesis.tex").write_text("someone's work")
+    forced = run_cli(*args[:-3], "--out", str(theirs), "--overwrite", "--json", env=env)
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    assert not (theirs / "thesis.tex").exists() and (theirs / "dataset_config.toml").is_file()
