@@ -19,8 +19,10 @@ False again and the next `ensure_ray()` starts a local one as usual.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 import uuid
@@ -211,18 +213,17 @@ def test_staged_batch_is_ingested_after_the_source_folder_is_deleted(
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_model_caption_stage_runs_its_actor_pool_on_the_cluster(
-    remote_env: RayCluster, tmp_path: Path
+    remote_env: RayCluster, stack_env: dict[str, str], tmp_path: Path
 ) -> None:
     """The GPU scaling path: a model stage's Ray Data actor pool, reached through LORAFORGE_RAY_ADDRESS.
 
     Through Ray Client (`ray://`) this failed with "'Worker' object has no attribute 'core_worker'". The
     model lies in a folder every node sees, as the chart's models volume is.
     """
-    from flows.caption import caption_flow
     from flows.ingest import ingest_flow
     from loraforge.catalog.models import Caption, Image
     from loraforge.stages.context import open_context
-    from loraforge.stages.options import CaptionOptions, IngestOptions
+    from loraforge.stages.options import IngestOptions
     from tests.support.tiny_models import build_tiny_blip
 
     photos = _make_photos(tmp_path / "photos")
@@ -230,13 +231,30 @@ def test_model_caption_stage_runs_its_actor_pool_on_the_cluster(
     dataset_id = _new_dataset("remote-caption")
     assert ingest_flow(dataset_id, IngestOptions(sources=[str(tmp_path / "photos")]))["failures"] == []
 
-    summary = caption_flow(
-        dataset_id,
-        CaptionOptions(captioner="blip", model=str(model), trigger="ohwx", batch_size=2, pool_size=1),
+    # The caption run is its own process, as a flow run on a worker is: it joins the cluster as a driver
+    # by the GCS address in LORAFORGE_RAY_ADDRESS (and Ray Data's per-process state starts clean).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LORAFORGE_", "RAY_"))}
+    env |= (
+        stack_env
+        | remote_env.driver_env
+        | {
+            "LORAFORGE_RAY_ADDRESS": remote_env.address,
+            "LORAFORGE_EXECUTOR": "ray",
+        }
+    )
+    exe = shutil.which("loraforge", path=str(Path(sys.executable).parent)) or "loraforge"
+    done = subprocess.run(
+        [exe, "caption", "--dataset", "remote-caption", "--captioner", "blip", "--model", str(model)]
+        + ["--trigger", "ohwx", "--batch-size", "2", "--pool-size", "1", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
     assert (summary["captioned"], summary["failed"]) == (len(photos), 0), summary
-    assert ray.get_runtime_context().gcs_address == remote_env.address
     with open_context().catalog.session() as session:
         captions = session.scalars(
             select(Caption.text)
