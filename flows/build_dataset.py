@@ -53,6 +53,7 @@ def build_dataset_flow(
                 session, get_dataset(session, dataset_id), ingest=ingested, export=exported
             )
         summary["notes"] = [captioned["note"]] if captioned.get("note") else []
+        summary["trigger"] = captioned["trigger"]
         run.complete(summary)
     publish_summary(summary)
     return {"task_id": run.task_id, **summary}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 
@@ -17,8 +18,11 @@ from loraforge.stages.caption import (
     record_captions,
     select_caption_work,
 )
+from loraforge.stages.caption_setup import NO_TRIGGER_HINT, NO_TRIGGER_WARNING
 from loraforge.stages.datasets import apply_dataset_words
 from loraforge.stages.options import CaptionOptions
+
+log = logging.getLogger(__name__)
 
 
 @flow(name="caption", **LIFECYCLE_HOOKS)
@@ -35,6 +39,8 @@ def caption_flow(
                 session, dataset_id, trigger=options.trigger, class_word=options.class_word
             )
             trigger, class_word, target = dataset.trigger_word, dataset.class_word, dataset.target_model
+        if not trigger:
+            log.warning("%s; %s", NO_TRIGGER_WARNING, NO_TRIGGER_HINT)
         request, note = caption_request(options, ctx.settings)
         stage = build_caption_stage(
             request,

@@ -15,6 +15,22 @@ PLACEHOLDER = "[trigger]"
 _PLACEHOLDER = re.compile(r"\[\s*trigger\s*\]", re.IGNORECASE)
 
 
+def trigger_phrase(trigger: str | None, class_word: str | None) -> str:
+    """What a caption starts with: the trigger, then the class word unless the trigger already ends with it
+    ("ohwx" + "woman" and "ohwx woman" + "woman" both give "ohwx woman"). Empty without a trigger.
+
+    Captions, kohya's folder name and class tokens, OneTrainer's concept and ai-toolkit's default caption all
+    take this one phrase."""
+    if not trigger or not trigger.strip():
+        return ""
+    words = _nfc(trigger).split()
+    if class_word and class_word.strip():
+        class_words = _nfc(class_word).split()
+        if [w.casefold() for w in words[-len(class_words) :]] != [w.casefold() for w in class_words]:
+            words += class_words
+    return " ".join(words)
+
+
 @dataclass(frozen=True)
 class PolicyResult:
     """A finished caption and what the user should know about it (one line each)."""
@@ -27,8 +43,9 @@ class PolicyResult:
 class CaptionPolicy:
     """How raw captions become training captions.
 
-    The trigger phrase is `trigger` followed by `class_word` ("ohwx woman"). It goes where a `[trigger]`
-    placeholder stands (in the caption, prefix or suffix), else at the front (or the end). A trigger that
+    The trigger phrase is `trigger` then `class_word` ("ohwx woman"; see `trigger_phrase`). It goes where a
+    `[trigger]` placeholder stands (in the caption, prefix or suffix), else at the front followed by a comma
+    ("ohwx woman, a photo", so kohya's keep_tokens = 1 keeps it in place), or at the end. A trigger that
     is already in the caption keeps its first place; any other copies are removed. Without a trigger the
     policy only cleans and wraps.
     """
@@ -52,8 +69,7 @@ class CaptionPolicy:
 
     @property
     def trigger_phrase(self) -> str:
-        words = [_nfc(w) for w in (self.trigger, self.class_word) if w and w.strip()]
-        return " ".join(words) if self.trigger else ""
+        return trigger_phrase(self.trigger, self.class_word)
 
     def apply(self, raw_caption: str | None) -> PolicyResult:
         """The training caption for one raw caption, with length and emptiness warnings."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from loraforge.captioning.policy import trigger_phrase
 from loraforge.exporters.base import ExportSpec
 
 TRIGGER_PLACEHOLDER = "[trigger]"
@@ -26,7 +27,7 @@ def render_caption(caption: str | None, spec: ExportSpec) -> str:
     if trigger:
         text = text.replace(TRIGGER_PLACEHOLDER, trigger)
     if not text:
-        return " ".join(word for word in (trigger, spec.class_word) if word)
+        return trigger_phrase(trigger, spec.class_word) or (spec.class_word or "")
     if trigger and spec.ensure_trigger and not has_word(text, trigger):
         text = f"{trigger}, {text}"
     return text

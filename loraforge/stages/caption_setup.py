@@ -32,6 +32,8 @@ LOCAL_MODEL_CANDIDATES = (
     ("blip", "Salesforce/blip-image-captioning-base"),
 )
 TEMPLATE_FALLBACK_REASON = "no captioning model found locally; using the template captioner"
+NO_TRIGGER_WARNING = "no trigger word: the captions hold no word to call this LoRA by"
+NO_TRIGGER_HINT = 'give one with --trigger, e.g. --trigger "ohwx woman" (a rare token, then the class word)'
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ def caption(options: CaptionOptions, *, dataset: str, workspace: str, as_json: b
 def print_caption_summary(summary: dict[str, Any]) -> None:
     if summary.get("note"):
         err_console.print(summary["note"], highlight=False)
+    print_trigger_warning(summary)
     out_console.print(
         f"variant {summary['variant']} ({summary['model']}): captioned {summary['captioned']}, "
         f"already captioned {summary['skipped']}, failed {summary['failed']}, "
@@ -161,3 +162,12 @@ def list_command(
             row["text"],
         )
     out_console.print(table)
+
+
+def print_trigger_warning(summary: dict[str, Any]) -> None:
+    """A run without a trigger word (given now or saved on the dataset): a warning and a one-line hint."""
+    from loraforge.stages.caption_setup import NO_TRIGGER_HINT, NO_TRIGGER_WARNING
+
+    if not summary.get("trigger"):
+        err_console.print(f"[yellow]warning:[/yellow] {NO_TRIGGER_WARNING}", highlight=False, soft_wrap=True)
+        err_console.print(f"hint: {NO_TRIGGER_HINT}", highlight=False, markup=False, soft_wrap=True)

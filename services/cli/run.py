@@ -13,6 +13,7 @@ from loraforge.errors import InvalidInput
 from loraforge.stages.options import BuildOptions
 from loraforge.training.options import TrainOptions
 from loraforge.training.provider import replicate_client
+from services.cli.caption import print_trigger_warning
 from services.cli.ingest import check_sources
 from services.cli.main import app, emit_json, err_console, out_console
 from services.cli.options import (
@@ -115,6 +116,7 @@ def train_options(destination: str | None) -> TrainOptions | None:
 def print_summary(summary: dict[str, Any]) -> None:
     for note in summary.get("notes", []):
         err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    print_trigger_warning(summary)
     table = Table(title=f"dataset {summary['dataset']}", show_header=False)
     rows = [
         ("images found", summary["found"]),

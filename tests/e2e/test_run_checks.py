@@ -58,11 +58,17 @@ def test_bad_input_fails_at_once_with_one_line_naming_the_option_and_value(tmp_p
 def test_running_the_same_command_again_replaces_out_with_the_new_version(tmp_path: Path) -> None:
     env = {"LORAFORGE_HOME": str(tmp_path / "home"), "LORAFORGE_EXECUTOR": "inline"}
     photos, out = photo_folder(tmp_path / "alice"), tmp_path / "alice-lora"
-    args = ("run", str(photos), "--dataset", "alice", "--trigger", "ohwx woman", "--out", str(out), "--json")
+    words = ("--trigger", "ohwx woman", "--class-word", "woman")
+    args = ("run", str(photos), "--dataset", "alice", *words, "--out", str(out), "--json")
     first = run_cli(*args, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     first_id = json.loads(first.stdout)["export_id"]
     assert json.loads((out / ".loraforge-export.json").read_text())["export_id"] == first_id
+    # The trigger already ends with the class word: it is not repeated, and it comes first in every caption.
+    [folder] = (out / "img").iterdir()
+    assert folder.name == "10_ohwx woman"
+    captions = [path.read_text() for path in folder.glob("*.txt")]
+    assert captions and all(text == "ohwx woman, a photo" for text in captions), captions
 
     second = run_cli(*args, env=env)
     assert second.returncode == 0, second.stderr[-3000:]

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from loraforge.captioning.policy import trigger_phrase
 from loraforge.exporters.base import ExportItem, ExportSpec
 from loraforge.exporters.registry import register_exporter
 from loraforge.exporters.writer import ExportWriter
@@ -159,4 +160,4 @@ def _header(spec: ExportSpec) -> str:
 
 
 def _default_caption(spec: ExportSpec) -> str:
-    return " ".join(word for word in (spec.trigger_word, spec.class_word) if word)
+    return trigger_phrase(spec.trigger_word, spec.class_word) or spec.class_word or ""

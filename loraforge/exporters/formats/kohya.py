@@ -17,6 +17,7 @@ from typing import Any
 
 import tomli_w
 
+from loraforge.captioning.policy import trigger_phrase
 from loraforge.errors import InvalidInput
 from loraforge.exporters.base import ExportItem, ExportSpec
 from loraforge.exporters.registry import register_exporter
@@ -106,7 +107,7 @@ class KohyaBuckets:
 
 def instance_folder(repeats: int, trigger: str | None, class_word: str | None) -> str:
     """kohya's folder name: the repeat count before the first "_", then the instance and class tokens."""
-    tokens = " ".join(word for word in (trigger, class_word) if word) or "images"
+    tokens = trigger_phrase(trigger, class_word) or class_word or "images"
     return f"{repeats}_{tokens}"
 
 
@@ -154,7 +155,8 @@ class KohyaExporter:
         return f"reg/{instance_folder(spec.reg_repeats, None, spec.class_word)}"
 
     def _subset(self, spec: ExportSpec, folder: str, repeats: int, *, is_reg: bool) -> dict[str, Any]:
-        tokens = spec.class_word if is_reg else " ".join(w for w in (spec.trigger_word, spec.class_word) if w)
+        phrase = trigger_phrase(spec.trigger_word, spec.class_word)
+        tokens = spec.class_word if is_reg else phrase or spec.class_word
         subset: dict[str, Any] = {
             "image_dir": spec.path_in_dataset(folder),
             "num_repeats": repeats,

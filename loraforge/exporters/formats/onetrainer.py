@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from loraforge.captioning.policy import trigger_phrase
 from loraforge.exporters.base import ExportItem, ExportSpec
 from loraforge.exporters.registry import register_exporter
 from loraforge.exporters.writer import ExportWriter
@@ -97,7 +98,7 @@ class OneTrainerExporter:
             out.write_text(name, text)
 
     def configs(self, spec: ExportSpec) -> dict[str, str]:
-        concept_name = " ".join(w for w in (spec.trigger_word, spec.class_word) if w) or spec.name
+        concept_name = trigger_phrase(spec.trigger_word, spec.class_word) or spec.class_word or spec.name
         repeats = float(spec.repeats_or(self.default_repeats))
         concepts = [self._concept(spec, concept_name, IMAGE_DIR, repeats)]
         if spec.reg_items:

@@ -15,13 +15,18 @@ if TYPE_CHECKING:
     from PIL import Image
 
 FIELDS = frozenset({"trigger", "class_word", "tags"})
+DEFAULT_TEMPLATE = "a photo, {tags}"
+"""The caption policy puts the trigger phrase first: "ohwx woman, a photo" (then any tags)."""
+DEFAULT_TEMPLATE_NO_TRIGGER = "a photo of a {class_word}, {tags}"
+"""Without a trigger the class word (when given) says what the photo shows: "a photo of a woman"."""
 TAGS_INFO_KEY = "loraforge_tags"
 """Per-image tags can ride on `image.info[TAGS_INFO_KEY]` (a list of str); they replace the fixed tags."""
 
 
 @register_captioner("template")
 class TemplateCaptioner:
-    """Fills `template` per image. A missing trigger becomes the `[trigger]` placeholder the policy fills."""
+    """Fills `template` per image. A missing trigger becomes the `[trigger]` placeholder the policy fills; the
+    default template names no trigger, so the policy puts it first. No default leaves a dangling "of"."""
 
     name = "template"
 
@@ -36,7 +41,8 @@ class TemplateCaptioner:
         class_word: str | None = None,
         tags: Sequence[str] = (),
     ) -> None:
-        self.template = template or prompt or "a photo of {trigger} {class_word}"
+        default = DEFAULT_TEMPLATE_NO_TRIGGER if class_word and not trigger else DEFAULT_TEMPLATE
+        self.template = template or prompt or default
         self.model_ref = "template"
         self.trigger = trigger
         self.class_word = class_word

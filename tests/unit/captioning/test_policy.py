@@ -7,6 +7,7 @@ import re
 import pytest
 
 from loraforge.captioning import CaptionPolicy, approximate_token_count, max_tokens_for
+from loraforge.captioning.policy import trigger_phrase
 
 
 def policy(**options: object) -> CaptionPolicy:
@@ -128,3 +129,29 @@ def test_decomposed_unicode_trigger_matches_composed_caption() -> None:
     decomposed = "Zoe\u0308"
     text = policy(trigger=decomposed).apply("zo\u00eb in the garden").text
     assert text == "Zo\u00eb in the garden"
+
+
+@pytest.mark.parametrize(
+    ("trigger", "class_word", "phrase"),
+    [
+        ("ohwx", "woman", "ohwx woman"),
+        ("ohwx woman", "woman", "ohwx woman"),
+        ("ohwx Woman", "woman", "ohwx Woman"),
+        ("ohwx", "old man", "ohwx old man"),
+        ("ohwx old man", "old man", "ohwx old man"),
+        ("ohwx man", "old man", "ohwx man old man"),
+        ("ohwx", None, "ohwx"),
+        (None, "woman", ""),
+    ],
+)
+def test_the_trigger_phrase_holds_the_class_word_once(
+    trigger: str | None, class_word: str | None, phrase: str
+) -> None:
+    assert trigger_phrase(trigger, class_word) == phrase
+
+
+def test_a_trigger_ending_in_the_class_word_is_not_doubled_in_captions() -> None:
+    policy = CaptionPolicy(trigger="ohwx woman", class_word="woman", token_counter=approximate_token_count)
+    assert policy.apply("a woman on a beach").text == "ohwx woman, a woman on a beach"
+    assert policy.apply("[trigger] on a beach").text == "ohwx woman on a beach"
+    assert policy.apply("ohwx woman woman smiling").text == "ohwx woman smiling"

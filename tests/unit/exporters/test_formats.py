@@ -197,3 +197,19 @@ def test_manifest_entries_match_files(tmp_path: Path) -> None:
         data = (root / entry.name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry.sha256 and len(data) == entry.bytes
     assert result.bytes_written == sum(e.bytes for e in result.files) and result.image_count == 6
+
+
+def test_a_trigger_ending_in_the_class_word_names_it_once_in_every_format(tmp_path: Path) -> None:
+    words = {"trigger_word": "ohwx woman", "class_word": "woman"}
+    kohya, _ = export_to(tmp_path / "kohya", "kohya", **words)
+    [subset] = tomllib.loads((kohya / "dataset_config.toml").read_text(encoding="utf-8"))["datasets"][0][
+        "subsets"
+    ]
+    assert subset["image_dir"] == "img/10_ohwx woman" and (kohya / subset["image_dir"]).is_dir()
+    assert subset["class_tokens"] == "ohwx woman" and subset["keep_tokens"] == 1
+    onetrainer, _ = export_to(tmp_path / "onetrainer", "onetrainer", **words)
+    [concept] = json.loads((onetrainer / "concepts.json").read_text(encoding="utf-8"))
+    assert concept["name"] == "ohwx woman"
+    uncaptioned = [make_item(0, caption=None)]
+    export_dataset(uncaptioned, make_spec("replicate", **words), sink=DirectorySink(tmp_path / "replicate"))
+    assert (tmp_path / "replicate" / f"{uncaptioned[0].stem}.txt").read_text(encoding="utf-8") == "ohwx woman"

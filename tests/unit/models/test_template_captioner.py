@@ -41,3 +41,28 @@ def test_missing_trigger_leaves_a_placeholder_the_policy_fills() -> None:
 def test_bad_templates_are_rejected(template: str) -> None:
     with pytest.raises(InvalidInput, match="template"):
         build_captioner("template", template=template)
+
+
+@pytest.mark.parametrize(
+    ("trigger", "class_word", "expected"),
+    [
+        ("ohwx", "woman", "ohwx woman, a photo"),
+        ("ohwx woman", "woman", "ohwx woman, a photo"),  # the class word once, not "ohwx woman woman"
+        ("ohwx", None, "ohwx, a photo"),
+        (None, "woman", "a photo of a woman"),
+        (None, None, "a photo"),
+    ],
+)
+def test_the_default_template_puts_the_trigger_first_and_leaves_no_empty_phrase(
+    trigger: str | None, class_word: str | None, expected: str
+) -> None:
+    # The caption stage gives the template the class word only without a trigger (the policy places it).
+    captioner = build_captioner("template", class_word=None if trigger else class_word)
+    policy = CaptionPolicy(trigger=trigger, class_word=class_word, token_counter=approximate_token_count)
+    [raw] = captioner.caption_batch([Image.new("RGB", (8, 8))])
+    assert policy.apply(raw).text == expected
+    tagged = Image.new("RGB", (8, 8))
+    tagged.info[TAGS_INFO_KEY] = ["black and white photo"]
+    [raw_tagged] = captioner.caption_batch([tagged])
+    assert policy.apply(raw_tagged).text == f"{expected}, black and white photo"
+    assert not policy.apply(raw).text.endswith(" of")

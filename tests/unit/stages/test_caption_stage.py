@@ -423,3 +423,27 @@ def test_captions_cli_sets_replaces_and_lists(env: Path) -> None:
     assert texts == ["ohwx woman, red hat", "portrait of ohwx woman"]
     result = runner.invoke(app, ["captions", "set", "--dataset", "alice", "nobody.jpg", "x"])
     assert result.exit_code == 1 and "no picture" in result.output
+
+
+def test_caption_cli_without_a_trigger_warns_with_a_hint(env: Path) -> None:
+    from services.cli.main import app
+
+    dataset_id = make_dataset(env.parent, 2, trigger=None)
+    runner = CliRunner()
+    result = runner.invoke(app, ["caption", "--dataset", "alice", "--captioner", "template"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "warning: no trigger word: the captions hold no word to call this LoRA by" in lines
+    hint = 'hint: give one with --trigger, e.g. --trigger "ohwx woman" (a rare token, then the class word)'
+    assert hint in lines
+    texts = [row.text for rows in captions(dataset_id, active=None).values() for row in rows]
+    assert texts == ["a photo", "a photo"]  # the default template leaves no dangling "a photo of"
+
+    named = runner.invoke(
+        app, ["caption", "--dataset", "alice", "--captioner", "template", "--trigger", "ohwx woman",
+              "--class-word", "woman", "--variant", "named"],
+    )  # fmt: skip
+    assert named.exit_code == 0, named.output
+    assert "no trigger word" not in named.output
+    rows = [row for rows in captions(dataset_id, active=None).values() for row in rows]
+    assert sorted(row.text for row in rows if row.variant == "named") == ["ohwx woman, a photo"] * 2
