@@ -122,6 +122,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         ("images found", summary["found"]),
         ("added", summary["added"]),
         ("failed to ingest", summary["failed_to_ingest"]),
+        ("exact copies skipped at ingest", summary["copies_skipped_at_ingest"]),
         ("duplicates", summary["duplicates"]),
         ("rejected", summary["rejected"]),
     ]
@@ -132,5 +133,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     for label, value in rows:
         table.add_row(label, "" if value is None else str(value))
     out_console.print(table)
+    if summary["not_exported"]:
+        out_console.print("not exported:", highlight=False)
+    for skipped in summary["not_exported"]:
+        out_console.print(f"  {skipped['filename']}: {skipped['reason']}", highlight=False, soft_wrap=True)
     if summary.get("written_to"):
         out_console.print(f"dataset written to [bold]{summary['written_to']}[/bold]", soft_wrap=True)

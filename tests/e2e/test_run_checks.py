@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from tests.conftest import run_cli
-from tests.support.images import real_photo_paths
+from tests.support.images import corrupt_jpeg, real_photo_paths
 
 
 def photo_folder(folder: Path, count: int = 2) -> Path:
@@ -84,3 +84,33 @@ def test_running_the_same_command_again_replaces_out_with_the_new_version(tmp_pa
     forced = run_cli(*args[:-3], "--out", str(theirs), "--overwrite", "--json", env=env)
     assert forced.returncode == 0, forced.stderr[-3000:]
     assert not (theirs / "thesis.tex").exists() and (theirs / "dataset_config.toml").is_file()
+
+
+def test_the_summary_names_every_file_not_exported_and_report_agrees(tmp_path: Path) -> None:
+    env = {"LORAFORGE_HOME": str(tmp_path / "home"), "LORAFORGE_EXECUTOR": "inline"}
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    paths = real_photo_paths()
+    for name in ("astronaut", "coffee", "chelsea"):  # chelsea (451x300) is too small for sdxl
+        shutil.copy(paths[name], photos / paths[name].name)
+    shutil.copy(paths["coffee"], photos / "coffee_again.png")
+    (photos / "broken.jpg").write_bytes(corrupt_jpeg())
+    args = ("run", str(photos), "--dataset", "alice", "--trigger", "ohwx", "--class-word", "cup")
+    shown = run_cli(*args, env=env)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    lines = [" ".join(line.split()) for line in shown.stdout.splitlines()]
+    assert "not exported:" in lines
+    listed = lines[lines.index("not exported:") + 1 :]
+    assert any(line.startswith("broken.jpg: failed to ingest: ") for line in listed), listed
+    assert "coffee_again.png: exact copy of coffee.png" in listed
+    assert any(line.startswith("chelsea.png: rejected for low_resolution") for line in listed), listed
+
+    again = run_cli(*args, "--json", env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    summary = json.loads(again.stdout)
+    reasons = {row["filename"]: row["reason"] for row in summary["not_exported"]}
+    assert sorted(f"{name}: {reason}" for name, reason in reasons.items()) == sorted(listed)  # the same list
+    report = json.loads(run_cli("report", "--dataset", "alice", "--json", env=env).stdout)
+    assert report["counts"].get("duplicate", 0) == summary["duplicates"]
+    assert report["counts"]["rejected"] == summary["rejected"] == 1
+    assert report["counts"]["kept"] == summary["kept"] == summary["exported"] == 2

@@ -68,9 +68,17 @@ def test_run_builds_a_kohya_dataset_and_a_rerun_only_exports(
     assert first.returncode == 0, first.stderr[-3000:]
     summary = json.loads(first.stdout)
     assert summary["found"] == 11 and summary["failed_to_ingest"] == 1
-    assert (
-        summary["duplicates"] >= 3
-    )  # the exact copy at ingest, the resized and the mirrored copy at curation
+    # The exact copy is skipped at ingest; the resized and the mirrored copy are found at curation.
+    assert summary["copies_skipped_at_ingest"] == 1 and summary["duplicates"] >= 2
+    reasons = {row["filename"]: row["reason"] for row in summary["not_exported"]}
+    assert reasons["broken.jpg"].startswith("failed to ingest: ")
+    assert reasons["coffee_again.png"] == "exact copy of coffee.png"
+    assert reasons["china_small.jpg"].startswith("near copy of china")
+    left_out = summary["copies_skipped_at_ingest"] + summary["duplicates"] + summary["rejected"]
+    assert len(reasons) == summary["failed_to_ingest"] + left_out
+    report = json.loads(run_cli("report", "--dataset", "alice", "--json", env=stack_env).stdout)
+    assert report["counts"].get("duplicate", 0) == summary["duplicates"]
+    assert report["counts"].get("rejected", 0) == summary["rejected"]
     assert summary["exported"] == summary["kept"] == summary["captioned"] == 7 - summary["rejected"]
 
     config = tomllib.loads((out / "dataset_config.toml").read_text())
