@@ -20,7 +20,7 @@ import numpy as np
 
 from loraforge.curation.features import ImageFeatures
 from loraforge.curation.hamming_index import HammingIndex, popcount64
-from loraforge.curation.keeper import keeper_rank
+from loraforge.curation.keeper import keeper_rank, mirror_copy_of
 from loraforge.curation.perceptual import from_hex
 
 
@@ -44,6 +44,8 @@ class HashRecord:
     """Quality checks this image failed; fewer makes a better keeper."""
     manual_keep: bool = False
     manual_reject: bool = False
+    ingest_order: int = 0
+    """Position of the image in ingest order: of a mirrored pair otherwise equal, the first one stays."""
 
     @classmethod
     def from_features(
@@ -54,6 +56,7 @@ class HashRecord:
         issue_count: int = 0,
         manual_keep: bool = False,
         manual_reject: bool = False,
+        ingest_order: int = 0,
     ) -> HashRecord:
         return cls(
             id=image_id,
@@ -71,6 +74,7 @@ class HashRecord:
             issue_count=issue_count,
             manual_keep=manual_keep,
             manual_reject=manual_reject,
+            ingest_order=ingest_order,
         )
 
 
@@ -234,7 +238,18 @@ def _stars(
         neighbours.setdefault(b, []).append((a, edge))
     # Only nodes with a neighbour or an exact copy can form a group; ranking the rest is wasted work.
     involved = set(neighbours) | {n for n, members in enumerate(nodes) if len(members) > 1}
-    order = sorted(involved, key=lambda n: keeper_rank(nodes[n][0][0]))
+    mirror_copies = {
+        n
+        for (a, b), edge in edges.items()
+        if edge.mirrored
+        for n, other in ((a, b), (b, a))
+        if mirror_copy_of(nodes[n][0][0], nodes[other][0][0])
+    }
+
+    def rank(n: int) -> tuple[object, ...]:
+        return keeper_rank(nodes[n][0][0], mirror_copy=n in mirror_copies)
+
+    order = sorted(involved, key=rank)
     assigned: set[int] = set()
     groups = []
     for centre in order:
@@ -243,9 +258,7 @@ def _stars(
         assigned.add(centre)
         keeper = nodes[centre][0][0]
         members = [DuplicateMember(r.id, "exact", exact_key=how) for r, how in nodes[centre][1:]]
-        for other, edge in sorted(
-            neighbours.get(centre, []), key=lambda item: keeper_rank(nodes[item[0]][0][0])
-        ):
+        for other, edge in sorted(neighbours.get(centre, []), key=lambda item: rank(item[0])):
             if other in assigned:
                 continue
             assigned.add(other)

@@ -21,12 +21,13 @@ class KeeperChoice:
     """Member id -> why it is a duplicate of the keeper."""
 
 
-def keeper_rank(record: HashRecord) -> tuple[object, ...]:
+def keeper_rank(record: HashRecord, *, mirror_copy: bool = False) -> tuple[object, ...]:
     """Sort key, best keeper first.
 
     A user's manual keep wins, a manual reject never leads; then fewer failed quality checks (a group
-    should not be represented by its blurred copy); then more pixels, sharper, larger file; then id so
-    the choice is the same on every run.
+    should not be represented by its blurred copy); then more pixels, sharper; then, of a mirrored pair
+    otherwise equal, the copy ingested first (`mirror_copy` marks the other: the file size of a mirrored
+    re-save says nothing of its quality); then larger file; then id so the choice is the same on every run.
     """
     return (
         not record.manual_keep,
@@ -34,9 +35,20 @@ def keeper_rank(record: HashRecord) -> tuple[object, ...]:
         record.issue_count,
         -record.pixels,
         -_sharpness_step(record.sharpness),
+        mirror_copy,
         -record.file_size,
         record.id,
     )
+
+
+def mirror_copy_of(copy: HashRecord, original: HashRecord) -> bool:
+    """Whether `copy` is the later-ingested half of a mirrored pair the rule above cannot otherwise tell
+    apart (same checks failed, same pixels, same sharpness step)."""
+    return (copy.issue_count, copy.pixels, _sharpness_step(copy.sharpness)) == (
+        original.issue_count,
+        original.pixels,
+        _sharpness_step(original.sharpness),
+    ) and (copy.ingest_order, copy.id) > (original.ingest_order, original.id)
 
 
 def choose_keeper(records: list[HashRecord]) -> HashRecord:

@@ -158,6 +158,8 @@ def curate_dataset(
     by_id = {image.id: image for image in images}
     stored = _metadata(session, list(by_id), FEATURES_KEY)
     outcomes, records, unreadable = {}, [], {}
+    ingested = sorted(images, key=lambda image: (image.created_at, image.original_filename, image.id))
+    ingest_order = {image.id: position for position, image in enumerate(ingested)}
     for image in images:
         value = stored.get(image.id)
         if not value or value.get("version") != FEATURES_VERSION:
@@ -174,6 +176,7 @@ def curate_dataset(
                 issue_count=sum(o.flagged for o in outcomes[image.id]),
                 manual_keep=image.status_manual and image.status == "kept",
                 manual_reject=image.status_manual and image.status in ("rejected", "duplicate"),
+                ingest_order=ingest_order[image.id],
             )
         )
     if len(records) > LARGE_DATASET:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -176,3 +178,31 @@ def test_refine_with_embeddings_drops_near_members_that_look_different() -> None
     (refined,) = refine_with_embeddings([group], vectors, threshold=0.95)
     assert [m.id for m in refined.members] == ["same", "copy"]
     assert refine_with_embeddings([DuplicateGroup("k", (group.members[1],))], vectors) == []
+
+
+def test_of_a_mirrored_pair_otherwise_equal_the_copy_ingested_first_is_kept() -> None:
+    """A mirrored re-save is often the larger file; size must not make it the keeper over the original."""
+    image = photo((320, 320), seed=7)
+    original = HashRecord.from_features(
+        "z-original", measure(encode(image, "JPEG", quality=70), max_pixels=10**8), ingest_order=0
+    )
+    mirrored = HashRecord.from_features(
+        "a-mirrored",
+        measure(encode(ImageOps.mirror(image), "JPEG", quality=95), max_pixels=10**8),
+        ingest_order=1,
+    )
+    assert mirrored.file_size > original.file_size and mirrored.pixels == original.pixels
+    for records in ([original, mirrored], [mirrored, original]):
+        [group] = near_duplicate_groups(records)
+        assert group.keeper == "z-original" and group.members[0].mirrored
+    # Ingested the other way round, the mirrored file is the original of the pair.
+    swapped = [
+        dataclasses.replace(original, ingest_order=1),
+        dataclasses.replace(mirrored, ingest_order=0),
+    ]
+    assert near_duplicate_groups(swapped)[0].keeper == "a-mirrored"
+    # A copy that is not mirrored keeps the larger-file rule (two JPEG qualities of one picture).
+    resaved = HashRecord.from_features(
+        "b-resaved", measure(encode(image, "JPEG", quality=95), max_pixels=10**8), ingest_order=1
+    )
+    assert near_duplicate_groups([original, resaved])[0].keeper == "b-resaved"
