@@ -48,7 +48,11 @@ def curate_flow(
             dataset = session.get(Dataset, dataset_id)
             assert dataset is not None
             config = curate_options(
-                dataset, thresholds=options.thresholds, target=options.target, clip_model=options.clip_model
+                dataset,
+                thresholds=options.thresholds,
+                target=options.target,
+                clip_model=options.clip_model,
+                reject=options.reject_checks,
             )
             items, already = select_curate_work(session, dataset_id)
         run.set_total(len(items))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -71,13 +72,15 @@ class CaptionPolicy:
     def trigger_phrase(self) -> str:
         return trigger_phrase(self.trigger, self.class_word)
 
-    def apply(self, raw_caption: str | None) -> PolicyResult:
-        """The training caption for one raw caption, with length and emptiness warnings."""
+    def apply(self, raw_caption: str | None, *, tags: Sequence[str] = ()) -> PolicyResult:
+        """The training caption for one raw caption, with length and emptiness warnings. `tags` (what
+        curation saw, e.g. "black and white photo") follow the caption unless it says them already."""
         warnings: list[str] = []
         body = clean_caption(raw_caption or "") if self.clean else tidy_punctuation(raw_caption or "")
         if not body and not _PLACEHOLDER.search(self.prefix + self.suffix):
             warnings.append("the captioner returned no usable text")
-        text = join_parts([self.prefix, body, self.suffix])
+        missing = [tag for tag in tags if tag.strip() and tag.casefold() not in body.casefold()]
+        text = join_parts([self.prefix, body, *missing, self.suffix])
         text = self._place_trigger(text)
         if not text:
             warnings.append("the caption is empty")

@@ -41,7 +41,8 @@ def decide(
     """One decision per image in `outcomes`, in its order.
 
     A duplicate stays a duplicate even when it also fails checks (its keeper is the better copy); a keeper
-    or a singleton that fails a check is rejected; everything else is kept.
+    or a singleton that fails a rejecting check is rejected; everything else is kept (a tagging check such
+    as grayscale still lists its flag in the issues).
     """
     duplicates: dict[str, tuple[DuplicateMember, str]] = {}
     for group in groups:
@@ -49,8 +50,9 @@ def decide(
             duplicates[member.id] = (member, group.keeper)
     decisions = []
     for image_id, image_outcomes in outcomes.items():
-        failed = [o for o in image_outcomes if o.flagged]
-        issues = [o.name for o in failed]
+        flagged = [o for o in image_outcomes if o.flagged]
+        failed = [o for o in flagged if o.rejects]
+        issues = [o.name for o in flagged]
         scores = {o.name: o.score for o in image_outcomes}
         duplicate = duplicates.get(image_id)
         if duplicate is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -27,16 +27,24 @@ class CheckContext:
 
     target_resolution: int = 1024
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    reject: frozenset[str] = frozenset()
+    """Checks that only tag by default (grayscale) which the user asked to reject on."""
 
     @classmethod
-    def for_model(cls, target_model: str, *, thresholds: Mapping[str, float] | None = None) -> CheckContext:
+    def for_model(
+        cls,
+        target_model: str,
+        *,
+        thresholds: Mapping[str, float] | None = None,
+        reject: Iterable[str] = (),
+    ) -> CheckContext:
         try:
             resolution = TARGET_RESOLUTIONS[target_model]
         except KeyError as exc:
             raise InvalidInput(
                 f"unknown target model {target_model!r}; use one of {sorted(TARGET_RESOLUTIONS)}"
             ) from exc
-        return cls(target_resolution=resolution, thresholds=dict(thresholds or {}))
+        return cls(target_resolution=resolution, thresholds=dict(thresholds or {}), reject=frozenset(reject))
 
 
 class Check:
@@ -46,6 +54,9 @@ class Check:
     default_threshold: ClassVar[float] = 0.5
     describe: ClassVar[str] = ""
     """What a high score means, in words a user reads next to the number."""
+    tag: ClassVar[str | None] = None
+    """A check with a tag describes rather than faults: a flagged picture is kept and its caption gets the
+    tag ("black and white photo"), unless the user asks to reject on the check (CheckContext.reject)."""
 
     def score(self, features: ImageFeatures, *, context: CheckContext) -> float:
         raise NotImplementedError
@@ -63,6 +74,8 @@ class CheckOutcome:
     score: float
     flagged: bool
     threshold: float
+    rejects: bool = True
+    """Whether a flag rejects the picture (else it only tags it)."""
 
 
 _CHECKS: dict[str, type[Check]] = {}
@@ -93,12 +106,29 @@ def evaluate(features: ImageFeatures, context: CheckContext) -> list[CheckOutcom
     unknown = set(context.thresholds) - set(checks)
     if unknown:
         raise InvalidInput(f"thresholds for unknown checks {sorted(unknown)}; known: {sorted(checks)}")
+    check_reject_names(context.reject)
     outcomes = []
     for name, check in checks.items():
         score = min(1.0, max(0.0, float(check.score(features, context=context))))
         threshold = check.threshold(context)
-        outcomes.append(CheckOutcome(name, round(score, 4), check.flag(score, threshold), threshold))
+        rejects = check.tag is None or name in context.reject
+        outcomes.append(CheckOutcome(name, round(score, 4), check.flag(score, threshold), threshold, rejects))
     return outcomes
+
+
+def tagging_checks() -> dict[str, str]:
+    """Check name -> caption tag of every check that tags instead of rejecting by default."""
+    return {name: check.tag for name, check in all_checks().items() if check.tag}
+
+
+def check_reject_names(names: Iterable[str]) -> None:
+    """The checks one may ask to reject on are the tagging ones (the others always reject)."""
+    tagging = tagging_checks()
+    for name in names:
+        if name not in tagging:
+            raise InvalidInput(
+                f"{name!r} is not a check that only tags; the ones that do: {', '.join(sorted(tagging))}"
+            )
 
 
 @functools.cache

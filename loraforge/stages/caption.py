@@ -170,7 +170,7 @@ class CaptionStage:
     def _finish(self, item: Item, outcome: CaptionOutcome) -> Result:
         if outcome.error is not None:
             return error_result(item, outcome.error)
-        applied = self.policy.apply(outcome.text)
+        applied = self.policy.apply(outcome.text, tags=[str(tag) for tag in item.get("tags") or ()])
         if not applied.text:
             return error_result(item, "the captioner returned no usable text")
         return {

@@ -15,8 +15,10 @@ from sqlalchemy.orm import Session
 
 from loraforge.catalog.models import Caption, Image, ImageMetadata
 from loraforge.catalog.queries import dataset_images
+from loraforge.curation.registry import tagging_checks
 from loraforge.errors import InvalidInput, NotFound
 from loraforge.stages.base import Item, Result
+from loraforge.stages.curate_records import ISSUES_KEY
 
 WORK_STATUSES = ("pending", "kept")
 MANUAL_VARIANT = "manual"
@@ -46,12 +48,34 @@ def select_caption_work(session: Session, dataset_id: str, variant: str) -> tupl
     """Items for every pending or kept picture lacking `variant`, and how many already have it."""
     images = dataset_images(session, dataset_id, statuses=WORK_STATUSES)
     done = _with_variant(session, [image.id for image in images], variant)
+    todo = [image for image in images if image.id not in done]
+    tags = curation_tags(session, [image.id for image in todo])
     items = [
-        {"image_id": image.id, "filename": image.original_filename, "object_key": image.object_key}
-        for image in images
-        if image.id not in done
+        {
+            "image_id": image.id,
+            "filename": image.original_filename,
+            "object_key": image.object_key,
+            "tags": tags.get(image.id, []),
+        }
+        for image in todo
     ]
     return items, len(images) - len(items)
+
+
+def curation_tags(session: Session, image_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Image id -> the caption tags of the tagging checks that flagged it ("black and white photo")."""
+    tagging = tagging_checks()
+    out: dict[str, list[str]] = {}
+    for start in range(0, len(image_ids), 500):
+        chunk = list(image_ids[start : start + 500])
+        query = select(ImageMetadata.image_id, ImageMetadata.value).where(
+            ImageMetadata.image_id.in_(chunk), ImageMetadata.key == ISSUES_KEY
+        )
+        for image_id, issues in session.execute(query):
+            found = [tagging[name] for name in issues or () if name in tagging]
+            if found:
+                out[image_id] = found
+    return out
 
 
 def missing_variant(session: Session, image_ids: Sequence[str], variant: str) -> set[str]:

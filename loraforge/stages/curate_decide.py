@@ -25,6 +25,7 @@ from loraforge.curation import (
 )
 from loraforge.curation.dedup import DuplicateGroup
 from loraforge.curation.features import FEATURES_VERSION
+from loraforge.curation.registry import check_reject_names
 from loraforge.errors import InvalidInput, NotFound
 from loraforge.stages.curate_records import (
     FEATURES_KEY,
@@ -53,9 +54,11 @@ class CurateConfig:
     thresholds: dict[str, float]
     clip_model: str | None = None
     clip_threshold: float = 0.95
+    reject: tuple[str, ...] = ()
+    """Tagging checks (grayscale) that reject here, as the user asked."""
 
     def context(self) -> CheckContext:
-        return CheckContext.for_model(self.target, thresholds=self.thresholds)
+        return CheckContext.for_model(self.target, thresholds=self.thresholds, reject=self.reject)
 
 
 def summary_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -89,23 +92,30 @@ def curate_options(
     thresholds: Mapping[str, float] | None = None,
     target: str | None = None,
     clip_model: str | None = None,
+    reject: Sequence[str] | None = None,
 ) -> CurateConfig:
-    """Merge thresholds given now over the dataset's saved ones and save the result on the dataset."""
+    """Merge thresholds given now over the dataset's saved ones and save the result on the dataset; the
+    tagging checks to reject on (`reject`), when given, replace the saved ones."""
     settings = dict(dataset.settings or {})
     curation = dict(settings.get("curation") or {})
     merged = {**(curation.get("thresholds") or {}), **check_thresholds(thresholds or {})}
+    if reject is not None:
+        check_reject_names(reject)
+    rejecting = tuple(sorted(set(reject if reject is not None else curation.get("reject") or ())))
     options = CurateConfig(
         target=target or dataset.target_model,
         thresholds=merged,
         clip_model=clip_model,
         clip_threshold=float(curation.get("clip_threshold", 0.95)),
+        reject=rejecting,
     )
     options.context()  # validates the target before anything runs
     if clip_model:
         clip_embedder(clip_model)  # validates the spec; the model itself loads only when needed
-    if thresholds:
+    if thresholds or reject is not None:
         # A new dict, so SQLAlchemy sees the change to the JSON column.
-        dataset.settings = {**settings, "curation": {**curation, "thresholds": merged}}
+        saved = {**curation, "thresholds": merged, "reject": list(rejecting)}
+        dataset.settings = {**settings, "curation": saved}
     return options
 
 
@@ -173,7 +183,7 @@ def curate_dataset(
             HashRecord.from_features(
                 image.id,
                 features,
-                issue_count=sum(o.flagged for o in outcomes[image.id]),
+                issue_count=sum(o.flagged and o.rejects for o in outcomes[image.id]),
                 manual_keep=image.status_manual and image.status == "kept",
                 manual_reject=image.status_manual and image.status in ("rejected", "duplicate"),
                 ingest_order=ingest_order[image.id],

@@ -113,6 +113,18 @@ def _known_check_names(schema: dict[str, Any]) -> None:
     schema["properties"]["thresholds"]["propertyNames"] = {"enum": sorted(all_checks())}
 
 
+def _tagging_checks(value: list[str] | None) -> list[str] | None:
+    """Only the checks that tag by default (grayscale) can be asked to reject."""
+    if value is not None:
+        from loraforge.curation.registry import check_reject_names
+
+        try:
+            check_reject_names(value)
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
 class CurateOptions(StageOptions):
     model_config = ConfigDict(json_schema_extra=_known_check_names)
 
@@ -129,7 +141,19 @@ class CurateOptions(StageOptions):
         default=None,
         description="MODEL:WEIGHTS of an open_clip model; its embeddings confirm near duplicates.",
     )
+    reject_checks: list[Name] | None = Field(
+        default=None,
+        max_length=20,
+        json_schema_extra={"cli": "--reject-check"},
+        description="Reject on a check that only tags by default: grayscale pictures are kept and captioned "
+        "'black and white photo' unless given here; saved on the dataset.",
+    )
     shard_size: ShardSize | None = Field(default=None, description=SHARD_HELP)
+
+    @field_validator("reject_checks")
+    @classmethod
+    def _tagging_checks(cls, value: list[str] | None) -> list[str] | None:
+        return _tagging_checks(value)
 
     @field_validator("thresholds")
     @classmethod
@@ -311,6 +335,7 @@ class BuildOptions(StageOptions):
     trigger: Text | None = _same(CaptionOptions, "trigger")
     class_word: Text | None = _same(CaptionOptions, "class_word")
     target: TargetModel = Field(default="sdxl", description="Model the LoRA is for: sd15, sdxl or flux.")
+    reject_checks: list[Name] | None = _same(CurateOptions, "reject_checks")
     captioner: CaptionerKind = _same(CaptionOptions, "captioner")
     model: ModelRef | None = _same(CaptionOptions, "model")
     template: Text | None = _same(CaptionOptions, "template")
@@ -325,6 +350,11 @@ class BuildOptions(StageOptions):
     strict: bool = _same(ExportOptions, "strict")
     shard_size: ShardSize | None = Field(default=None, description=SHARD_HELP)
 
+    @field_validator("reject_checks")
+    @classmethod
+    def _tagging_checks(cls, value: list[str] | None) -> list[str] | None:
+        return _tagging_checks(value)
+
     @model_validator(mode="after")
     def _has_input(self) -> BuildOptions:
         self.ingest()  # the same rule as the ingest stage's
@@ -338,7 +368,7 @@ class BuildOptions(StageOptions):
         return IngestOptions(sources=self.sources, upload_batch=self.upload_batch, shard_size=self.shard_size)
 
     def curate(self) -> CurateOptions:
-        return CurateOptions(target=self.target, shard_size=self.shard_size)
+        return CurateOptions(target=self.target, reject_checks=self.reject_checks, shard_size=self.shard_size)
 
     def caption(self) -> CaptionOptions:
         return CaptionOptions(

@@ -13,6 +13,8 @@ CHROMA_MIDPOINT = 8.0
 @register_check("grayscale")
 class Grayscale(Check):
     describe = "black and white: almost no pixel has colour, so colour would not be learned"
+    tag = "black and white photo"
+    """Kept and captioned as such by default: the LoRA then learns the subject, not the lack of colour."""
 
     def score(self, features: ImageFeatures, *, context: CheckContext) -> float:
         return falling(features.chroma_p95, CHROMA_MIDPOINT, steepness=3.0)

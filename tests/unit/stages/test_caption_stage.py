@@ -447,3 +447,18 @@ def test_caption_cli_without_a_trigger_warns_with_a_hint(env: Path) -> None:
     assert "no trigger word" not in named.output
     rows = [row for rows in captions(dataset_id, active=None).values() for row in rows]
     assert sorted(row.text for row in rows if row.variant == "named") == ["ohwx woman, a photo"] * 2
+
+
+def test_a_picture_curation_found_black_and_white_is_captioned_so(env: Path) -> None:
+    dataset_id = make_dataset(env.parent, 2)
+    with open_context().catalog.session() as session:
+        grey = session.scalars(
+            select(Image).where(Image.dataset_id == dataset_id, Image.original_filename == "shot_00.jpg")
+        ).one()
+        session.add(ImageMetadata(image_id=grey.id, key="issues", value=["grayscale"]))
+    run_caption(dataset_id, CaptionRequest(kind="template"))
+    texts = {name: rows[0].text for name, rows in captions(dataset_id).items()}
+    assert texts == {
+        "astronaut.png": "ohwx woman, a photo",
+        "shot_00.jpg": "ohwx woman, a photo, black and white photo",
+    }

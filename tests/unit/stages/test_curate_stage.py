@@ -264,3 +264,40 @@ def test_review_command_keeps_and_rejects_by_filename(
     assert missing.returncode == 1 and "ghost.jpg" in missing.stderr
     both = run_cli("review", "-d", "alice", "--keep", "--reject", "chelsea.png", env=env)
     assert both.returncode == 1 and "one of --keep" in both.stderr
+
+
+def test_grayscale_is_kept_and_tagged_unless_the_user_asks_to_reject_it(ctx: Context, tmp_path: Path) -> None:
+    from loraforge.captioning import CaptionPolicy
+    from loraforge.stages.caption import select_caption_work
+
+    folder = tmp_path / "bw"
+    folder.mkdir()
+    (folder / "astronaut.png").write_bytes(real_photo_paths()["astronaut"].read_bytes())
+    grey = real_photo("coffee").convert("L").convert("RGB")
+    (folder / "coffee_bw.jpg").write_bytes(encode(grey, "JPEG", quality=90))
+    dataset_id = ingest(ctx, folder)
+
+    curate(ctx, dataset_id)
+    images = report(ctx, dataset_id)
+    assert images["coffee_bw.jpg"]["status"] == "kept" and "grayscale" in images["coffee_bw.jpg"]["issues"]
+    assert images["astronaut.png"]["status"] == "kept" and images["astronaut.png"]["issues"] == []
+    with ctx.catalog.session() as session:
+        items, _ = select_caption_work(session, dataset_id, "template")
+    tags = {item["filename"]: item["tags"] for item in items}
+    assert tags == {"astronaut.png": [], "coffee_bw.jpg": ["black and white photo"]}
+    policy = CaptionPolicy(trigger="ohwx", class_word="cup")
+    assert (
+        policy.apply("a photo", tags=tags["coffee_bw.jpg"]).text == "ohwx cup, a photo, black and white photo"
+    )
+    assert policy.apply("a black and white photo", tags=tags["coffee_bw.jpg"]).text == (
+        "ohwx cup, a black and white photo"  # said once
+    )
+
+    curate(ctx, dataset_id, reject=["grayscale"])
+    assert report(ctx, dataset_id)["coffee_bw.jpg"]["status"] == "rejected"
+    curate(ctx, dataset_id)  # the choice is saved on the dataset
+    assert report(ctx, dataset_id)["coffee_bw.jpg"]["status"] == "rejected"
+    curate(ctx, dataset_id, reject=[])
+    assert report(ctx, dataset_id)["coffee_bw.jpg"]["status"] == "kept"
+    with ctx.catalog.session() as session, pytest.raises(InvalidInput, match="not a check that only tags"):
+        curate_options(queries.find_dataset(session, "alice"), reject=["blurry"])
