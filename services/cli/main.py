@@ -66,8 +66,21 @@ _verbose = False
 """`--verbose`: an error also shows where it came from (its traceback)."""
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        out_console.print(f"loraforge {version('loraforge')}", highlight=False)
+        raise typer.Exit(0)
+
+
 @app.callback()
-def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show orchestration logs.")) -> None:
+def main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show orchestration logs."),
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+    ),
+) -> None:
     global _verbose
     _verbose = verbose
     if "--json" in sys.argv[1:]:
@@ -159,6 +172,8 @@ def register_commands() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != f"services.cli.{module}":
                 raise
+    # The main job first in --help; the others in the order they were registered.
+    app.registered_commands.sort(key=lambda command: command.name != "run")
 
 
 register_commands()

@@ -58,8 +58,7 @@ def run(
     workspace: str,
     as_json: bool,
 ) -> None:
-    """Ingest, curate, caption, bucket and export a dataset in one go. Running it again resumes, and
-    replaces --out with the new export version."""
+    """Build a dataset in one go: ingest, curate, caption, bucket, export. Again: resumes, replaces --out."""
     from loraforge.stages.export import check_out
 
     # Everything a user typed is checked here, before any stage starts.

@@ -115,3 +115,17 @@ def test_the_summary_names_every_file_not_exported_and_report_agrees(tmp_path: P
     assert report["counts"].get("duplicate", 0) == summary["duplicates"]
     assert report["counts"]["rejected"] == summary["rejected"] == 1
     assert report["counts"]["kept"] == summary["kept"] == summary["exported"] == 2
+
+
+def test_version_and_help_lead_with_run(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    env = {"LORAFORGE_HOME": str(tmp_path / "home")}
+    shown = run_cli("--version", env=env)
+    assert shown.returncode == 0 and shown.stdout.strip() == f"loraforge {version('loraforge')}"
+    helped = run_cli("--help", env=env)
+    assert helped.returncode == 0
+    commands = helped.stdout.split("Commands", 1)[1].splitlines()[1:]
+    first = next(line.strip("│ ").split()[0] for line in commands if line.strip("│ ").strip())
+    assert first == "run", helped.stdout
+    assert not (tmp_path / "home").exists()
