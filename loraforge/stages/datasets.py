@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from loraforge.catalog import queries
-from loraforge.catalog.models import Dataset
+from loraforge.catalog.models import Dataset, Image, Workspace
 from loraforge.errors import NotFound
 
 
@@ -56,3 +59,29 @@ def apply_dataset_words(
 def _word(value: str | None) -> str | None:
     """None leaves the field as it is; text is stripped, and blank text becomes "" (cleared)."""
     return None if value is None else " ".join(value.split())
+
+
+def list_datasets(session: Session, workspace: str | None = None) -> list[dict[str, Any]]:
+    """Every dataset (of one workspace, or all), oldest first, with its words, target and pictures per
+    status: what `loraforge datasets` lists."""
+    query = select(Dataset, Workspace.name).join(Workspace, Workspace.id == Dataset.workspace_id)
+    if workspace is not None:
+        query = query.where(Workspace.name == workspace)
+    rows = session.execute(query.order_by(Dataset.created_at, Dataset.name)).all()
+    counts: dict[str, dict[str, int]] = {}
+    per_status = select(Image.dataset_id, Image.status, func.count()).group_by(Image.dataset_id, Image.status)
+    for dataset_id, status, count in session.execute(per_status):
+        counts.setdefault(dataset_id, {})[status] = count
+    return [
+        {
+            "name": dataset.name,
+            "workspace": workspace_name,
+            "trigger_word": dataset.trigger_word,
+            "class_word": dataset.class_word,
+            "target_model": dataset.target_model,
+            "images": sum(counts.get(dataset.id, {}).values()),
+            "by_status": dict(sorted(counts.get(dataset.id, {}).items())),
+            "created_at": dataset.created_at.isoformat(),
+        }
+        for dataset, workspace_name in rows
+    ]

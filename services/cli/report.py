@@ -39,3 +39,31 @@ def report(
             (image["caption"] or "")[:60],
         )
     out_console.print(table)
+
+
+@app.command()
+@handle_errors
+def datasets(
+    workspace: str = typer.Option(None, "--workspace", "-w", help="Only this workspace (default: all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+) -> None:
+    """List the datasets with their trigger word, target and pictures per status."""
+    from loraforge.captioning.policy import trigger_phrase
+    from loraforge.stages.datasets import list_datasets
+
+    ctx = open_context(get_settings())
+    with ctx.catalog.session() as session:
+        rows = list_datasets(session, workspace)
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title=f"{len(rows)} datasets")
+    for column in ("dataset", "workspace", "trigger", "target", "pictures", "by status"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        trigger = trigger_phrase(row["trigger_word"], row["class_word"]) or row["class_word"] or ""
+        statuses = ", ".join(f"{status} {count}" for status, count in row["by_status"].items())
+        table.add_row(
+            row["name"], row["workspace"], trigger, row["target_model"] or "", str(row["images"]), statuses
+        )
+    out_console.print(table)

@@ -301,3 +301,26 @@ def test_grayscale_is_kept_and_tagged_unless_the_user_asks_to_reject_it(ctx: Con
     assert report(ctx, dataset_id)["coffee_bw.jpg"]["status"] == "kept"
     with ctx.catalog.session() as session, pytest.raises(InvalidInput, match="not a check that only tags"):
         curate_options(queries.find_dataset(session, "alice"), reject=["blurry"])
+
+
+def test_datasets_lists_every_dataset_with_its_counts(ctx: Context, dataset_id: str) -> None:
+    from typer.testing import CliRunner
+
+    from services.cli.main import app
+
+    curate(ctx, dataset_id)
+    with ctx.catalog.session() as session:
+        queries.get_or_create_dataset(session, "bob", "studio", trigger_word="zxq", class_word="dog")
+    runner = CliRunner()
+    listed = runner.invoke(app, ["datasets", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert set(rows) == {"alice", "bob"}
+    with ctx.catalog.session() as session:
+        counts = dataset_report(session, queries.find_dataset(session, "alice"))["counts"]
+    assert rows["alice"]["by_status"] == dict(sorted(counts.items()))
+    assert rows["alice"]["images"] == sum(counts.values()) == 8  # the corpus's eight pictures
+    assert (rows["bob"]["workspace"], rows["bob"]["images"], rows["bob"]["by_status"]) == ("studio", 0, {})
+    studio = runner.invoke(app, ["datasets", "--workspace", "studio"])
+    assert studio.exit_code == 0 and "bob" in studio.stdout and "alice" not in studio.stdout
+    assert "zxq dog" in studio.stdout
