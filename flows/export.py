@@ -46,7 +46,8 @@ def export_write(
         format=options.format,
         repeats=options.repeats,
         include_rejected=options.include_rejected,
-        options=dict(options.options),
+        # An ExportSpec field: the flag, unless --option caption_extension=... says otherwise.
+        options={"caption_extension": options.caption_extension, **options.options},
     )
     with ctx.catalog.session() as session:
         dataset = session.get(Dataset, dataset_id)

@@ -43,6 +43,22 @@ class ExportItem:
     export then skips re-hashing them. None: hashed while exporting (derivatives)."""
 
 
+CAPTION_EXTENSION_FORMATS = ("kohya", "ai-toolkit")
+"""The formats whose config names the caption extension (the others' trainers read .txt only)."""
+
+
+def check_caption_extension(format: str, extension: str) -> None:
+    """A caption extension like .txt or .caption; another than .txt only for the formats whose config tells
+    the trainer about it."""
+    if not re.fullmatch(r"\.[a-z0-9]{1,10}", extension):
+        raise InvalidInput(f"caption extension {extension!r}: give one like .txt or .caption")
+    if extension != ".txt" and format not in CAPTION_EXTENSION_FORMATS:
+        raise InvalidInput(
+            f"caption extension {extension}: {format} reads .txt captions only "
+            f"(only {' and '.join(CAPTION_EXTENSION_FORMATS)} take another)"
+        )
+
+
 @dataclass(frozen=True)
 class ExportSpec:
     """What to export and for which trainer; None fields take the target model's defaults."""
@@ -72,6 +88,8 @@ class ExportSpec:
     keep_tokens: int | None = None
     """Leading caption tokens kept in place when shuffling; None keeps the trigger word (1) if any."""
     flip_aug: bool = False
+    caption_extension: str = ".txt"
+    """Extension of the caption files beside the images; only kohya and ai-toolkit let it be set."""
     convert_to: Literal["png", "jpeg"] = "png"
     """Target for images neither jpeg nor png (webp, ...): png keeps every pixel, jpeg is smaller."""
     jpeg_quality: int = 95
@@ -112,6 +130,7 @@ class ExportSpec:
                 raise InvalidInput(
                     f"{word_field} {word!r} is empty or holds a path separator or control character"
                 )
+        check_caption_extension(self.format, self.caption_extension)
         if self.batch_size < 1:
             raise InvalidInput("batch_size must be at least 1")
         if self.repeats is not None and self.repeats < 1:

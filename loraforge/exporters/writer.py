@@ -94,7 +94,8 @@ class ExportWriter:
     def write_images(
         self, items: Sequence[ExportItem], folder: str, *, captions: bool = True, masks: bool = False
     ) -> list[WrittenImage]:
-        """Write each image (plus `stem.txt`, plus `stem-masklabel.png` when asked) under `folder`."""
+        """Write each image (plus its caption, `stem.txt` unless spec.caption_extension says otherwise, plus
+        `stem-masklabel.png` when asked) under `folder`."""
         prefix = f"{folder.strip('/')}/" if folder.strip("/") else ""
         written: list[WrittenImage] = []
         for prepared in self._prepare_ahead(items, masks=masks):
@@ -117,7 +118,11 @@ class ExportWriter:
                 caption_sha256=caption_sha,
             )
             if captions:
-                self.write_text(f"{prefix}{item.stem}.txt", caption, source_image_id=item.image_id)
+                self.write_text(
+                    f"{prefix}{item.stem}{self.spec.caption_extension}",
+                    caption,
+                    source_image_id=item.image_id,
+                )
             if prepared.mask is not None:
                 self.write_bytes(
                     f"{prefix}{item.stem}{MASK_SUFFIX}.png",

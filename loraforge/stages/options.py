@@ -309,12 +309,30 @@ class ExportOptions(StageOptions):
     zip: bool = Field(default=False, description="Also store a zip of the folder form.")
     strict: bool = Field(default=False, description="Refuse to export when a validation check fails.")
     include_rejected: bool = Field(default=False, description="Export rejected pictures too.")
+    caption_extension: Annotated[str, StringConstraints(pattern=r"^\.[a-z0-9]{1,10}$")] = Field(
+        default=".txt",
+        description="Extension of the caption files, e.g. .caption (kohya, ai-toolkit; others read .txt).",
+    )
     options: dict[Name, Scalar] = Field(
         default_factory=dict,
         max_length=50,
         description="Format extras (batch_size, resolution, shuffle_caption, ...).",
         json_schema_extra={"cli": "--option"},
     )
+
+    @model_validator(mode="after")
+    def _caption_extension(self) -> ExportOptions:
+        _caption_extension_fits(self.format, self.caption_extension)
+        return self
+
+
+def _caption_extension_fits(format: str, extension: str) -> None:
+    from loraforge.exporters.base import check_caption_extension
+
+    try:
+        check_caption_extension(format, extension)
+    except InvalidInput as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _same(model: type[BaseModel], name: str, **changes: Any) -> Any:
@@ -348,6 +366,7 @@ class BuildOptions(StageOptions):
     repeats: int | None = _same(ExportOptions, "repeats")
     zip: bool = _same(ExportOptions, "zip")
     strict: bool = _same(ExportOptions, "strict")
+    caption_extension: str = _same(ExportOptions, "caption_extension")
     shard_size: ShardSize | None = Field(default=None, description=SHARD_HELP)
 
     @field_validator("reject_checks")
@@ -358,6 +377,7 @@ class BuildOptions(StageOptions):
     @model_validator(mode="after")
     def _has_input(self) -> BuildOptions:
         self.ingest()  # the same rule as the ingest stage's
+        _caption_extension_fits(self.format, self.caption_extension)
         return self
 
     @classmethod
@@ -394,7 +414,13 @@ class BuildOptions(StageOptions):
         )
 
     def export(self) -> ExportOptions:
-        return ExportOptions(format=self.format, repeats=self.repeats, zip=self.zip, strict=self.strict)
+        return ExportOptions(
+            format=self.format,
+            repeats=self.repeats,
+            zip=self.zip,
+            strict=self.strict,
+            caption_extension=self.caption_extension,
+        )
 
 
 STAGE_OPTIONS: dict[str, type[StageOptions]] = {

@@ -74,7 +74,8 @@ def export(
         format=options.format,
         repeats=options.repeats,
         include_rejected=options.include_rejected,
-        options=dict(options.options),
+        # An ExportSpec field: the flag, unless --option caption_extension=... says otherwise.
+        options={"caption_extension": options.caption_extension, **options.options},
     )
     ctx = cli_context()
     dataset_id = resolve_dataset(ctx, dataset, workspace)

@@ -12,6 +12,7 @@ from typing import IO, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer._click import exceptions as usage  # typer's own click: its usage errors
 
 from loraforge.errors import LoraForgeError
@@ -33,7 +34,7 @@ class LoraForgeTyper(typer.Typer):
         except usage.UsageError as exc:
             command = exc.ctx.command_path if exc.ctx is not None else "loraforge"
             err_console.print(
-                f"[red]error:[/red] {_one_line(exc.format_message())} (see `{command} --help`)",
+                f"[red]error:[/red] {escape(_one_line(exc.format_message()))} (see `{command} --help`)",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -128,7 +129,9 @@ def handle_errors(command: F) -> F:
         except LoraForgeError as exc:
             if _verbose:
                 err_console.print_exception()
-            err_console.print(f"[red]error:[/red] {_one_line(str(exc))}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[red]error:[/red] {escape(_one_line(str(exc)))}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("[red]interrupted[/red]")
@@ -139,7 +142,7 @@ def handle_errors(command: F) -> F:
             if _verbose:
                 err_console.print_exception()
             err_console.print(
-                f"[red]error:[/red] {exc.__class__.__name__}: {_one_line(str(exc))}",
+                f"[red]error:[/red] {exc.__class__.__name__}: {escape(_one_line(str(exc)))}",
                 highlight=False,
                 soft_wrap=True,
             )

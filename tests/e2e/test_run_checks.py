@@ -34,6 +34,7 @@ def test_bad_input_fails_at_once_with_one_line_naming_the_option_and_value(tmp_p
         ((*run, "--max-upscale", "0.5"), "--max-upscale 0.5: Input should be greater than or equal to 1"),
         ((*run, "--bogus"), "No such option: --bogus"),
         ((*run, "--reject-check", "blurry"), "--reject-check: 'blurry' is not a check that only tags"),
+        ((*run, "--caption-extension", ".caption", "--format", "hf"), "hf reads .txt captions only"),
         (("run", str(tmp_path / "empty"), "-d", "alice"), f"no pictures found in {tmp_path / 'empty'}"),
         (("run", str(tmp_path / "notes"), "-d", "alice"), f"no pictures found in {tmp_path / 'notes'}"),
         (("run", str(tmp_path / "gone"), "-d", "alice"), f"source not found: {tmp_path / 'gone'}"),

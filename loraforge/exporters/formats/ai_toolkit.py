@@ -111,7 +111,7 @@ class AiToolkitExporter:
     def _dataset(self, spec: ExportSpec, folder: str, repeats: int, *, is_reg: bool) -> dict[str, Any]:
         return {
             "folder_path": spec.path_in_dataset(folder),
-            "caption_ext": "txt",
+            "caption_ext": spec.caption_extension.removeprefix("."),
             "default_caption": (spec.class_word or "") if is_reg else _default_caption(spec),
             "caption_dropout_rate": 0.0 if is_reg else spec.caption_dropout_rate,
             "shuffle_tokens": spec.shuffle_caption,

@@ -160,7 +160,7 @@ class KohyaExporter:
         subset: dict[str, Any] = {
             "image_dir": spec.path_in_dataset(folder),
             "num_repeats": repeats,
-            "caption_extension": ".txt",
+            "caption_extension": spec.caption_extension,
             "is_reg": is_reg,
             "keep_tokens": 0 if is_reg else spec.effective_keep_tokens,
             "shuffle_caption": spec.shuffle_caption,
@@ -174,7 +174,7 @@ class KohyaExporter:
     def _config(self, spec: ExportSpec, rule: KohyaBuckets, subsets: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "general": {
-                "caption_extension": ".txt",
+                "caption_extension": spec.caption_extension,
                 "shuffle_caption": spec.shuffle_caption,
                 "keep_tokens": spec.effective_keep_tokens,
             },

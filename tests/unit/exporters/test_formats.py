@@ -7,10 +7,12 @@ import json
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 from exporter_factories import make_item, make_spec, six_items
 from PIL import Image
 
+from loraforge.errors import InvalidInput
 from loraforge.exporters import DirectorySink, export_dataset
 
 
@@ -213,3 +215,21 @@ def test_a_trigger_ending_in_the_class_word_names_it_once_in_every_format(tmp_pa
     uncaptioned = [make_item(0, caption=None)]
     export_dataset(uncaptioned, make_spec("replicate", **words), sink=DirectorySink(tmp_path / "replicate"))
     assert (tmp_path / "replicate" / f"{uncaptioned[0].stem}.txt").read_text(encoding="utf-8") == "ohwx woman"
+
+
+def test_the_caption_extension_is_written_and_named_in_the_config(tmp_path: Path) -> None:
+    kohya, _ = export_to(tmp_path / "kohya", "kohya", caption_extension=".caption")
+    config = tomllib.loads((kohya / "dataset_config.toml").read_text(encoding="utf-8"))
+    [subset] = config["datasets"][0]["subsets"]
+    assert config["general"]["caption_extension"] == subset["caption_extension"] == ".caption"
+    folder = kohya / subset["image_dir"]
+    assert len(list(folder.glob("*.caption"))) == 6 and not list(folder.glob("*.txt"))
+    toolkit, _ = export_to(tmp_path / "toolkit", "ai-toolkit", caption_extension=".caption")
+    job = yaml.safe_load((toolkit / "config.yaml").read_text(encoding="utf-8"))
+    [dataset] = job["config"]["process"][0]["datasets"]
+    assert dataset["caption_ext"] == "caption"
+    assert len(list((toolkit / dataset["folder_path"]).glob("*.caption"))) == 6
+    with pytest.raises(InvalidInput, match="replicate reads .txt captions only"):
+        make_spec("replicate", caption_extension=".caption")
+    with pytest.raises(InvalidInput, match="give one like .txt or .caption"):
+        make_spec("kohya", caption_extension="txt")
