@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -75,6 +78,7 @@ def current_principal(
         return ADMIN
     if given:
         user = users.user_for_token(session, given)
+        release_connection(session)
         if user is not None:
             return Principal(user_id=user.id, name=user.name)
     elif not expected:
@@ -98,7 +102,10 @@ def authorize(request: Request, session: SessionDep, principal: PrincipalDep) ->
     """
     if principal.is_admin:
         return
-    workspace_id = workspace_of(session, request.path_params)
+    try:
+        workspace_id = workspace_of(session, request.path_params)
+    finally:
+        release_connection(session)
     if workspace_id is None:
         return
     method = request.method.upper()
@@ -106,6 +113,18 @@ def authorize(request: Request, session: SessionDep, principal: PrincipalDep) ->
         "viewer" if method in ("GET", "HEAD") else "owner" if method == "DELETE" else "editor"
     )
     users.require_role(session, principal, workspace_id, needed)
+    release_connection(session)
+
+
+def release_connection(session: Session) -> None:
+    """End the read transaction so its connection goes back to the pool now.
+
+    Each sync dependency and the handler run in a separate hop through the thread pool. A connection kept
+    across a hop is held while the request waits for a free thread, and under load the threads then wait
+    for connections that waiting requests hold: the API stalled until the pool timed out. Nothing is
+    pending here (only reads), so this commits nothing.
+    """
+    session.commit()
 
 
 # Path parameter -> how to find the workspace of the resource it names.
@@ -137,3 +156,32 @@ def workspace_of(session: Session, params: Mapping[str, str]) -> str | None:
                 raise NotFound(f"{name.removesuffix('_id')} {params[name]} not found")
             return str(workspace_id)
     return None
+
+
+class ReleasingRoute(APIRoute):
+    """A route whose handler ends its catalog transaction in its own thread, as soon as it returns.
+
+    FastAPI runs a sync handler, then validates its response, in two hops through the thread pool. A
+    session kept open between them holds its connection while the request waits for a thread; under load
+    every thread then waited for a connection held by a request waiting for a thread, and the API stalled
+    (wrk at 100 connections: 0 requests in 20 s). Committing here also keeps "committed before the client
+    sees a success": a failed commit is the handler's error.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, _ending_transactions(endpoint), **kwargs)
+
+
+def _ending_transactions(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(endpoint):
+        return endpoint  # async handlers run on the event loop: no hop to wait for
+
+    @functools.wraps(endpoint)
+    def handler(*args: Any, **kwargs: Any) -> Any:
+        result = endpoint(*args, **kwargs)
+        for value in kwargs.values():
+            if isinstance(value, Session):
+                release_connection(value)
+        return result
+
+    return handler

@@ -7,10 +7,10 @@ from fastapi import APIRouter
 from loraforge.catalog.models import Image
 from loraforge.stages import operations
 from services.api import crud
-from services.api.deps import SessionDep
+from services.api.deps import ReleasingRoute, SessionDep
 from services.api.schemas import CaptionPublic, CaptionsPublic, CaptionUpdate
 
-router = APIRouter(prefix="/images/{image_id}/captions", tags=["captions"])
+router = APIRouter(route_class=ReleasingRoute, prefix="/images/{image_id}/captions", tags=["captions"])
 
 
 @router.get("", response_model=CaptionsPublic)

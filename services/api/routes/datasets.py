@@ -7,7 +7,7 @@ from fastapi import APIRouter, BackgroundTasks, status
 from loraforge.catalog.models import Dataset
 from loraforge.stages import operations
 from services.api import crud, pipeline
-from services.api.deps import ContextDep, SessionDep, StoreDep
+from services.api.deps import ContextDep, ReleasingRoute, SessionDep, StoreDep
 from services.api.schemas import (
     ERROR_RESPONSES,
     DatasetCreate,
@@ -17,7 +17,7 @@ from services.api.schemas import (
     DatasetUpdate,
 )
 
-router = APIRouter(tags=["datasets"])
+router = APIRouter(route_class=ReleasingRoute, tags=["datasets"])
 
 
 @router.get("/workspaces/{workspace_id}/datasets", response_model=DatasetsPublic)

@@ -11,11 +11,11 @@ from loraforge.catalog.models import Dataset, Export
 from loraforge.errors import NotFound
 from loraforge.stages import operations
 from services.api import crud
-from services.api.deps import SessionDep, StoreDep
+from services.api.deps import ReleasingRoute, SessionDep, StoreDep
 from services.api.routes.images import object_response
 from services.api.schemas import ExportPublic, ExportsPublic
 
-router = APIRouter(tags=["exports"])
+router = APIRouter(route_class=ReleasingRoute, tags=["exports"])
 
 
 @router.get("/datasets/{dataset_id}/exports", response_model=ExportsPublic)

@@ -8,11 +8,11 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter, Response
 from sqlalchemy import text
 
-from services.api.deps import ContextDep, StoreDep
+from services.api.deps import ContextDep, ReleasingRoute, StoreDep
 from services.api.schemas import HealthPublic
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=ReleasingRoute, tags=["health"])
 PROBE_KEY = "health/probe"
 
 

@@ -16,7 +16,7 @@ from loraforge.stages.datasets import get_dataset
 from loraforge.stages.options import IngestOptions
 from loraforge.storage.keys import upload_prefix
 from services.api import crud, pipeline
-from services.api.deps import ContextDep, SessionDep, StoreDep
+from services.api.deps import ContextDep, ReleasingRoute, SessionDep, StoreDep
 from services.api.schemas import (
     ERROR_RESPONSES,
     BucketPublic,
@@ -31,7 +31,7 @@ from services.api.schemas import (
 )
 from services.api.uploads import store_uploads
 
-router = APIRouter(tags=["images"])
+router = APIRouter(route_class=ReleasingRoute, tags=["images"])
 CHUNK_BYTES = 256 * 1024
 MEDIA_TYPES = {"jpeg": "image/jpeg", "jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 

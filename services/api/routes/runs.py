@@ -19,10 +19,10 @@ from loraforge.stages.options import (
     StageOptions,
 )
 from services.api import pipeline
-from services.api.deps import ContextDep, SessionDep
+from services.api.deps import ContextDep, ReleasingRoute, SessionDep
 from services.api.schemas import ERROR_RESPONSES, TaskAccepted
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(route_class=ReleasingRoute, tags=["runs"])
 ACCEPTED = {
     "response_model": TaskAccepted,
     "status_code": status.HTTP_202_ACCEPTED,

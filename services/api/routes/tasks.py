@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query
 from loraforge import tasks
 from loraforge.catalog.models import Dataset, Task
 from services.api import crud, pipeline
-from services.api.deps import ContextDep, SessionDep
+from services.api.deps import ContextDep, ReleasingRoute, SessionDep
 from services.api.schemas import ERROR_RESPONSES, TaskPublic, TasksPublic
 
-router = APIRouter(tags=["tasks"])
+router = APIRouter(route_class=ReleasingRoute, tags=["tasks"])
 
 
 @router.get("/datasets/{dataset_id}/tasks", response_model=TasksPublic)

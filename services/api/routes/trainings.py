@@ -26,12 +26,12 @@ from loraforge.training import provider, records, service
 from loraforge.training.options import TrainOptions
 from loraforge.training.provider import ProviderUnavailable
 from services.api import crud, pipeline
-from services.api.deps import ContextDep, SessionDep, StoreDep
+from services.api.deps import ContextDep, ReleasingRoute, SessionDep, StoreDep
 from services.api.routes.images import object_response
 from services.api.schemas import ErrorPublic, TaskAccepted, TrainingPublic, TrainingsPublic
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["trainings"])
+router = APIRouter(route_class=ReleasingRoute, tags=["trainings"])
 T = TypeVar("T")
 PROVIDER_ERRORS: dict[int | str, dict[str, Any]] = {
     502: {"model": ErrorPublic, "description": "Replicate could not be reached or kept failing."}

@@ -17,11 +17,11 @@ from starlette.concurrency import run_in_threadpool
 from loraforge.errors import ConfigError
 from loraforge.stages.context import Context
 from loraforge.training import service, webhooks
-from services.api.deps import ContextDep
+from services.api.deps import ContextDep, ReleasingRoute
 from services.api.schemas import ErrorPublic, WebhookAccepted
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(route_class=ReleasingRoute, tags=["webhooks"])
 RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "Not signed with the webhook secret, or signed too long ago."},
     404: {"model": ErrorPublic, "description": "No training here has this Replicate id."},

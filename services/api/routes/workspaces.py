@@ -6,10 +6,10 @@ from fastapi import APIRouter, status
 
 from loraforge import users
 from services.api import crud
-from services.api.deps import PrincipalDep, SessionDep
+from services.api.deps import PrincipalDep, ReleasingRoute, SessionDep
 from services.api.schemas import WorkspaceCreate, WorkspacePublic, WorkspacesPublic
 
-router = APIRouter(prefix="/workspaces", tags=["workspaces"])
+router = APIRouter(route_class=ReleasingRoute, prefix="/workspaces", tags=["workspaces"])
 
 
 @router.get("", response_model=WorkspacesPublic)
