@@ -48,6 +48,7 @@ def export_write(
         include_rejected=options.include_rejected,
         # An ExportSpec field: the flag, unless --option caption_extension=... says otherwise.
         options={"caption_extension": options.caption_extension, **options.options},
+        max_upscale=options.max_upscale,
     )
     with ctx.catalog.session() as session:
         dataset = session.get(Dataset, dataset_id)

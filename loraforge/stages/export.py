@@ -88,6 +88,8 @@ class ExportOutcome:
     validation: str
     out_dir: str | None = None
     zip_path: str | None = None
+    left_out: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    """{"filename", "reason"} of pictures left out for needing more than --max-upscale."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +104,7 @@ class ExportOutcome:
             "out": self.out_dir or self.zip_path,
             "out_dir": self.out_dir,
             "zip_path": self.zip_path,
+            "left_out": self.left_out,
         }
 
 
@@ -206,9 +209,9 @@ def write_export(
         name = plan.dataset.name
         if plan.left_out:
             raise InvalidInput(
-                f"no images to export: all {plan.left_out} pictures of dataset {name!r} were rejected or "
-                f"are duplicates: see `loraforge report --dataset {name}` (--include-rejected exports them "
-                "anyway)"
+                f"no images to export: all {plan.left_out} pictures of dataset {name!r} were rejected, "
+                f"are duplicates or need more than --max-upscale: see `loraforge report --dataset {name}` "
+                "(--include-rejected and --allow-upscale export them anyway)"
             )
         raise InvalidInput(f"no images to export: dataset {name!r} holds no pictures")
     report = validate(plan.items, plan.spec, strict=strict)  # strict refuses here, before any row exists
@@ -281,6 +284,7 @@ def write_export(
         report.summary(),
         str(out_dir) if out_dir else None,
         str(zip_path) if zip_path else None,
+        plan.upscaled,
     )
 
 

@@ -15,6 +15,7 @@ from loraforge.catalog.models import Caption, Dataset, Derivative, Export, Face,
 from loraforge.catalog.queries import current_buckets, dataset_images
 from loraforge.errors import Conflict, NotFound
 from loraforge.exporters import DatasetInfo, ExportItem, ExportSpec, ValidationReport, safe_stem, validate
+from loraforge.imaging.buckets import Bucket, upscale_needed
 from loraforge.stages.bucket_records import BUCKET_KIND, trainer_run_key
 from loraforge.storage import ObjectStore
 
@@ -34,6 +35,8 @@ class ExportRequest:
     repeats: int | None = None
     include_rejected: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+    max_upscale: float | None = None
+    """Leave out pictures whose bucket picture enlarges them more than this (None: none are left out)."""
 
 
 @dataclass
@@ -46,7 +49,9 @@ class ExportPlan:
     sources: list[dict[str, Any]]
     """Per image: its original, the processed file used (if any) and the caption row, for the manifest."""
     left_out: int = 0
-    """Pictures of the dataset this export does not take (rejected, duplicates)."""
+    """Pictures of the dataset this export does not take (rejected, duplicates, over --max-upscale)."""
+    upscaled: list[dict[str, str]] = field(default_factory=list)
+    """{"filename", "reason"} of each picture left out for needing more than --max-upscale."""
 
 
 def plan_export(session: Session, dataset: Dataset, request: ExportRequest, store: ObjectStore) -> ExportPlan:
@@ -61,10 +66,16 @@ def plan_export(session: Session, dataset: Dataset, request: ExportRequest, stor
     else:
         derivatives = current_buckets(session, dataset, ids)
     faces = _faces(session, ids)
-    items, sources = [], []
+    limit = request.max_upscale
+    items, sources, upscaled = [], [], []
     for image in images:
         caption = captions.get(image.id)
         derived = derivatives.get(image.id)
+        factor = _upscale(image, derived)
+        if limit is not None and factor > limit + 1e-9:
+            reason = f"needs upscale {factor:.2f}, over --max-upscale {limit:g} (--allow-upscale exports it)"
+            upscaled.append({"filename": image.original_filename, "reason": reason})
+            continue
         items.append(_item(image, caption, derived, faces.get(image.id), store))
         sources.append(
             {
@@ -87,7 +98,15 @@ def plan_export(session: Session, dataset: Dataset, request: ExportRequest, stor
         dataset.id, dataset.name, dataset.trigger_word, dataset.class_word, dataset.target_model
     )
     stored = session.scalar(select(func.count()).select_from(Image).where(Image.dataset_id == dataset.id))
-    return ExportPlan(info, _spec(dataset, request), items, sources, left_out=(stored or 0) - len(items))
+    left_out = (stored or 0) - len(items)
+    return ExportPlan(info, _spec(dataset, request), items, sources, left_out=left_out, upscaled=upscaled)
+
+
+def _upscale(image: Image, derived: Derivative | None) -> float:
+    """How much the bucket picture enlarges the original (1.0 without one: the exporter then validates)."""
+    if derived is None or not image.width or not image.height:
+        return 1.0
+    return upscale_needed(image.width, image.height, Bucket(derived.width, derived.height))
 
 
 def preview_export(

@@ -309,6 +309,12 @@ class ExportOptions(StageOptions):
     zip: bool = Field(default=False, description="Also store a zip of the folder form.")
     strict: bool = Field(default=False, description="Refuse to export when a validation check fails.")
     include_rejected: bool = Field(default=False, description="Export rejected pictures too.")
+    max_upscale: float | None = Field(
+        default=None,
+        ge=1.0,
+        le=16.0,
+        description="Leave out (and name) pictures the bucket enlarges more than this (default: none).",
+    )
     caption_extension: Annotated[str, StringConstraints(pattern=r"^\.[a-z0-9]{1,10}$")] = Field(
         default=".txt",
         description="Extension of the caption files, e.g. .caption (kohya, ai-toolkit; others read .txt).",
@@ -366,6 +372,10 @@ class BuildOptions(StageOptions):
     repeats: int | None = _same(ExportOptions, "repeats")
     zip: bool = _same(ExportOptions, "zip")
     strict: bool = _same(ExportOptions, "strict")
+    allow_upscale: bool = Field(
+        default=False,
+        description="Export pictures the bucket enlarges beyond --max-upscale too (else left out and named).",
+    )
     caption_extension: str = _same(ExportOptions, "caption_extension")
     shard_size: ShardSize | None = Field(default=None, description=SHARD_HELP)
 
@@ -420,6 +430,7 @@ class BuildOptions(StageOptions):
             zip=self.zip,
             strict=self.strict,
             caption_extension=self.caption_extension,
+            max_upscale=None if self.allow_upscale else self.max_upscale,
         )
 
 

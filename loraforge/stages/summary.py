@@ -27,7 +27,7 @@ def build_summary(
             for issue in image["issues"] or ["manual" if image["status_manual"] else "other"]:
                 rejected_by_reason[issue] += 1
     usable = [image for image in images if image["status"] in ("kept", "pending")]
-    skipped = not_exported(images, ingest)
+    skipped = not_exported(images, ingest) + list((export or {}).get("left_out") or [])
     return {
         "dataset": dataset.name,
         "found": (ingest or {}).get("found"),
@@ -51,7 +51,8 @@ def build_summary(
 
 def not_exported(images: list[dict[str, Any]], ingest: dict[str, Any] | None) -> list[dict[str, str]]:
     """Every file of the run left out of the export, each with its reason: failed to ingest, exact copy of X
-    (skipped at ingest, or found by curation), near copy of X, rejected for Y."""
+    (skipped at ingest, or found by curation), near copy of X, rejected for Y (the export adds those over
+    --max-upscale)."""
     out = [
         {"filename": failure["filename"], "reason": f"failed to ingest: {failure['reason']}"}
         for failure in (ingest or {}).get("failures", [])

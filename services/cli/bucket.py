@@ -69,7 +69,11 @@ def print_bucket_summary(summary: dict[str, Any], dataset: str) -> None:
     if too_small:
         out_console.print(f"{len(too_small)} pictures are smaller than their bucket and get enlarged:")
         for entry in too_small:
-            mark = " [yellow](beyond --max-upscale)[/yellow]" if entry["flagged"] else ""
+            mark = (
+                " [yellow](beyond --max-upscale: `run` leaves it out unless --allow-upscale)[/yellow]"
+                if entry["flagged"]
+                else ""
+            )
             out_console.print(
                 f"  {entry['filename']}: x{entry['upscale']:.2f} to {entry['bucket']}{mark}", highlight=False
             )

@@ -76,6 +76,7 @@ def export(
         include_rejected=options.include_rejected,
         # An ExportSpec field: the flag, unless --option caption_extension=... says otherwise.
         options={"caption_extension": options.caption_extension, **options.options},
+        max_upscale=options.max_upscale,
     )
     ctx = cli_context()
     dataset_id = resolve_dataset(ctx, dataset, workspace)
@@ -125,6 +126,8 @@ def export(
         if result[key]:
             table.add_row(label, result[key])
     out_console.print(table)
+    for skipped in result["left_out"]:
+        out_console.print(f"not exported: {skipped['filename']}: {skipped['reason']}", highlight=False)
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
 from pathlib import Path
 
 from tests.conftest import run_cli
-from tests.support.images import real_photo_paths
+from tests.support.images import real_photo, real_photo_paths
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -36,8 +35,9 @@ def test_the_quickstart_commands_run_and_run_again(tmp_path: Path) -> None:
     assert [words[0] for words in commands] == ["run"]
     photos = tmp_path / "photos" / "alice"
     photos.mkdir(parents=True)
-    for path in real_photo_paths().values():
-        shutil.copy(path, photos / path.name)
+    for name in real_photo_paths():  # enlarged to phone-photo sizes: sdxl takes them without upscaling
+        photo = real_photo(name)
+        photo.resize((photo.width * 5 // 2, photo.height * 5 // 2)).save(photos / f"{name}.jpg", quality=90)
     places = {"~/photos/alice": str(photos), "./alice-lora": str(tmp_path / "alice-lora")}
     env = {"LORAFORGE_HOME": str(tmp_path / "home"), "LORAFORGE_EXECUTOR": "inline"}
     for attempt in ("first", "again"):

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from tests.conftest import run_cli
-from tests.support.images import corrupt_jpeg, real_photo_paths
+from tests.support.images import corrupt_jpeg, real_photo, real_photo_paths
 
 
 def photo_folder(folder: Path, count: int = 2) -> Path:
@@ -60,7 +60,7 @@ def test_bad_input_fails_at_once_with_one_line_naming_the_option_and_value(tmp_p
 def test_running_the_same_command_again_replaces_out_with_the_new_version(tmp_path: Path) -> None:
     env = {"LORAFORGE_HOME": str(tmp_path / "home"), "LORAFORGE_EXECUTOR": "inline"}
     photos, out = photo_folder(tmp_path / "alice"), tmp_path / "alice-lora"
-    words = ("--trigger", "ohwx woman", "--class-word", "woman")
+    words = ("--trigger", "ohwx woman", "--class-word", "woman", "--max-upscale", "4")  # small test photos
     args = ("run", str(photos), "--dataset", "alice", *words, "--out", str(out), "--json")
     first = run_cli(*args, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -97,6 +97,9 @@ def test_the_summary_names_every_file_not_exported_and_report_agrees(tmp_path: P
         shutil.copy(paths[name], photos / paths[name].name)
     shutil.copy(paths["coffee"], photos / "coffee_again.png")
     (photos / "broken.jpg").write_bytes(corrupt_jpeg())
+    rocket = real_photo("rocket")  # 427x640: enlarged to 1067x1600, its sdxl bucket needs no upscale
+    rocket.resize((rocket.width * 5 // 2, rocket.height * 5 // 2)).save(photos / "rocket_big.jpg", quality=90)
+    # astronaut (512x512) and coffee (400x600) need twice their size for sdxl: over the default 1.5.
     args = ("run", str(photos), "--dataset", "alice", "--trigger", "ohwx", "--class-word", "cup")
     shown = run_cli(*args, env=env)
     assert shown.returncode == 0, shown.stderr[-3000:]
@@ -106,8 +109,10 @@ def test_the_summary_names_every_file_not_exported_and_report_agrees(tmp_path: P
     assert any(line.startswith("broken.jpg: failed to ingest: ") for line in listed), listed
     assert "coffee_again.png: exact copy of coffee.png" in listed
     assert any(line.startswith("chelsea.png: rejected for low_resolution") for line in listed), listed
+    assert "astronaut.png: needs upscale 2.00, over --max-upscale 1.5 (--allow-upscale exports it)" in listed
+    assert any(line.startswith("coffee.png: needs upscale 2.") for line in listed), listed
 
-    again = run_cli(*args, "--json", env=env)
+    again = run_cli(*args, "--json", env=env)  # the same run again: the same list
     assert again.returncode == 0, again.stderr[-3000:]
     summary = json.loads(again.stdout)
     reasons = {row["filename"]: row["reason"] for row in summary["not_exported"]}
@@ -115,7 +120,15 @@ def test_the_summary_names_every_file_not_exported_and_report_agrees(tmp_path: P
     report = json.loads(run_cli("report", "--dataset", "alice", "--json", env=env).stdout)
     assert report["counts"].get("duplicate", 0) == summary["duplicates"]
     assert report["counts"]["rejected"] == summary["rejected"] == 1
-    assert report["counts"]["kept"] == summary["kept"] == summary["exported"] == 2
+    assert report["counts"]["kept"] == summary["kept"] == 3 and summary["exported"] == 1
+
+    allowed = json.loads(run_cli(*args, "--allow-upscale", "--json", env=env).stdout)
+    assert allowed["exported"] == 3
+    assert {row["filename"] for row in allowed["not_exported"]} == {
+        "broken.jpg",
+        "coffee_again.png",
+        "chelsea.png",
+    }
 
 
 def test_version_and_help_lead_with_run(tmp_path: Path) -> None:

@@ -60,6 +60,8 @@ def test_run_builds_a_kohya_dataset_and_a_rerun_only_exports(
         "sdxl",
         "--format",
         "kohya",
+        "--max-upscale",
+        "4",  # the test photos are 300-640 pixels: sdxl needs them up to 2.4 times larger
         "--out",
         str(out),
         "--json",
@@ -144,6 +146,8 @@ def test_killed_run_resumes_without_redoing_captions(tmp_path: Path) -> None:
         "2",
         "--format",
         "hf",
+        "--max-upscale",
+        "4",
         "--out",
         str(tmp_path / "out"),
     ]

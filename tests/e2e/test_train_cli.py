@@ -109,7 +109,18 @@ def test_run_builds_the_dataset_then_starts_the_training(
     photos.mkdir()
     for name in ("astronaut", "coffee", "rocket"):
         shutil.copy(real_photo_paths()[name], photos / real_photo_paths()[name].name)
-    args = ["run", str(photos), "--dataset", "bob", "--trigger", "ohwx", "--target", "flux"]
+    args = [
+        "run",
+        str(photos),
+        "--dataset",
+        "bob",
+        "--trigger",
+        "ohwx",
+        "--target",
+        "flux",
+        "--max-upscale",
+        "4",
+    ]
     bad = run_cli(*args, "--train", "not a model", env=env)
     assert bad.returncode == 1 and "--train" in bad.stderr  # refused before the build
     result = run_cli(

@@ -299,7 +299,9 @@ def test_out_holding_other_files_is_refused_unless_overwrite(ctx: Context, tmp_p
 def test_a_dataset_with_nothing_to_export_is_refused(ctx: Context) -> None:
     statuses = dict.fromkeys(PHOTOS, "rejected")
     dataset_id, _ = make_dataset(ctx, statuses=statuses)
-    expected = r"all 3 pictures of dataset 'alice' were rejected or are duplicates: see `loraforge report"
+    expected = (
+        r"all 3 pictures of dataset 'alice' were rejected, are duplicates or need more than --max-upscale"
+    )
     with pytest.raises(InvalidInput, match=expected):
         write_export(ctx, plan(ctx, dataset_id))
     with ctx.catalog.session() as session:
@@ -395,3 +397,28 @@ def test_the_folder_copy_names_its_absolute_path_and_the_stored_version_stays_po
     again = write_export(ctx, plan(ctx, dataset_id, options={"relative_paths": True}), out_dir=portable)
     stored_again = zipfile.ZipFile(io.BytesIO(ctx.store.get(again.object_key)))
     assert (portable / "dataset_config.toml").read_bytes() == stored_again.read("dataset_config.toml")
+
+
+def test_a_picture_over_max_upscale_is_left_out_and_named_when_a_limit_is_asked(ctx: Context) -> None:
+    dataset_id, ids = make_dataset(ctx)
+    tiny = add_image(ctx, dataset_id, "tiny.png", encode(real_photo("coffee").resize((100, 100)), "PNG"),
+                     caption="ohwx cat, a tiny photo")  # fmt: skip
+    big = encode(real_photo("coffee").resize((1024, 1024)), "JPEG")
+    key = derived_key(dataset_id, tiny, "bucket", "cur", "jpg")
+    ctx.store.put(key, big)
+    with ctx.catalog.session() as session:
+        session.add(Derivative(image_id=tiny, kind="bucket", object_key=key, box=[0, 0, 100, 100], width=1024,
+                               height=1024, params_hash="cur"))  # fmt: skip
+        dataset = session.get(Dataset, dataset_id)
+        assert dataset is not None
+        dataset.settings = {"bucket_params_hash": "cur"}
+    refused = plan(ctx, dataset_id, max_upscale=1.5)
+    assert tiny not in {item.image_id for item in refused.items} and len(refused.items) == 3
+    reason = "needs upscale 10.24, over --max-upscale 1.5 (--allow-upscale exports it)"
+    assert refused.upscaled == [{"filename": "tiny.png", "reason": reason}]
+    outcome = write_export(ctx, refused)
+    assert outcome.image_count == 3 and outcome.to_dict()["left_out"] == refused.upscaled
+
+    allowed = plan(ctx, dataset_id)  # no limit asked (`run --allow-upscale`, the API's default)
+    assert tiny in {item.image_id for item in allowed.items} and allowed.upscaled == []
+    assert ids["astronaut.png"] in {item.image_id for item in allowed.items}
