@@ -222,32 +222,19 @@ def main() -> None:
             f"/datasets/{dataset_id}/stats",
         ]
         print(f"{args.pictures} pictures, {len(paths)} list endpoints, {args.rounds} requests per connection")
-        if not args.no_baseline:
-            server, base = start_server(url, home, workers=1, extra=OLD_SETTINGS)
+        runs = (
+            []
+            if args.no_baseline
+            else [("baseline: default pool (5 + 10, 30 s), 1 process", 1, OLD_SETTINGS)]
+        )
+        current = {"LORAFORGE_API_THREADS": str(args.threads)} if args.threads else {}
+        runs.append((f"now: pool sized to the threads, {args.workers} processes", args.workers, current))
+        for title, workers, extra in runs:
+            server, base = start_server(url, home, workers=workers, extra=extra)
             try:
-                measure(
-                    "baseline: default pool (5 + 10, 30 s), 1 process",
-                    base,
-                    paths,
-                    args.levels,
-                    args.rounds,
-                    args.timeout,
-                )
+                measure(title, base, paths, args.levels, args.rounds, args.timeout)
             finally:
                 stop_server(server)
-        current = {"LORAFORGE_API_THREADS": str(args.threads)} if args.threads else {}
-        server, base = start_server(url, home, workers=args.workers, extra=current)
-        try:
-            measure(
-                f"now: pool sized to the threads, {args.workers} processes",
-                base,
-                paths,
-                args.levels,
-                args.rounds,
-                args.timeout,
-            )
-        finally:
-            stop_server(server)
     finally:
         drop_database(name)
         shutil.rmtree(home, ignore_errors=True)

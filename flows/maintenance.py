@@ -104,14 +104,7 @@ def check_integrity_flow(
     `dry_run` only reports them. Missing or corrupt objects fail the run, naming them.
     """
     ctx = open_context()
-    with ctx.catalog.session() as session:
-        report = maintenance.check_integrity(
-            session,
-            ctx.store,
-            sample=ctx.settings.integrity_sample if sample is None else sample,
-            grace_s=ctx.settings.orphan_grace_s if grace_s is None else grace_s,
-            dry_run=dry_run,
-        )
+    report = maintenance.check_integrity_now(ctx, dry_run=dry_run, sample=sample, grace_s=grace_s)
     if not report.ok:
         raise maintenance.IntegrityProblems(report.problem_summary())
     return report.as_dict()

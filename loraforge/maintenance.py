@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from loraforge.catalog.models import Dataset, Derivative, Export, Image, Training
 from loraforge.errors import InvalidInput, LoraForgeError, NotFound
+from loraforge.stages.context import Context
 from loraforge.storage import ObjectStore
 from loraforge.storage.keys import export_key
 
@@ -126,6 +127,20 @@ def check_integrity(
     if report.orphans:
         log.info("%s %d orphan object(s)", "found" if dry_run else "removed", len(report.orphans))
     return report
+
+
+def check_integrity_now(
+    ctx: Context, *, dry_run: bool, sample: int | None = None, grace_s: float | None = None
+) -> IntegrityReport:
+    """`check_integrity` with the sample size and grace period from the settings unless given."""
+    with ctx.catalog.session() as session:
+        return check_integrity(
+            session,
+            ctx.store,
+            sample=ctx.settings.integrity_sample if sample is None else sample,
+            grace_s=ctx.settings.orphan_grace_s if grace_s is None else grace_s,
+            dry_run=dry_run,
+        )
 
 
 def _required_objects(session: Session) -> list[tuple[str, str, str]]:

@@ -39,14 +39,7 @@ def integrity(
     Exits 1 when an object is missing or corrupt, naming it.
     """
     ctx = cli_context()
-    with ctx.catalog.session() as session:
-        report = maintenance.check_integrity(
-            session,
-            ctx.store,
-            sample=ctx.settings.integrity_sample if sample is None else sample,
-            grace_s=ctx.settings.orphan_grace_s if grace_s is None else grace_s,
-            dry_run=dry_run,
-        )
+    report = maintenance.check_integrity_now(ctx, dry_run=dry_run, sample=sample, grace_s=grace_s)
     if as_json:
         emit_json(report.as_dict())
     else:
