@@ -153,6 +153,25 @@ def test_webhooks_need_a_configured_secret(
     )
 
 
+def test_an_empty_webhook_secret_counts_as_none(
+    client: TestClient, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signed with an empty key, a forged call would pass verification: the route must refuse to verify."""
+    from loraforge.training import webhooks
+
+    monkeypatch.setenv("LORAFORGE_REPLICATE_WEBHOOK_SECRET", "")
+    get_settings.cache_clear()
+    body = json.dumps({"id": "abc", "status": "succeeded"}).encode()
+    stamp = str(int(time.time()))
+    forged = {
+        "webhook-id": "msg_forged",
+        "webhook-timestamp": stamp,
+        "webhook-signature": webhooks.signature("", "msg_forged", stamp, body),
+    }
+    answer = client.post(f"{API}/webhooks/replicate", content=body, headers=forged)
+    assert answer.status_code == 503
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -36,7 +36,8 @@ async def replicate_webhook(
 ) -> WebhookAccepted:
     """A training's update from Replicate (the same JSON as GET /v1/trainings/{id})."""
     secret = ctx.settings.replicate_webhook_secret
-    if secret is None:
+    if secret is None or not secret.get_secret_value().strip():
+        # An empty secret would make any caller's signature "valid": treat it as no secret at all.
         raise ConfigError("LORAFORGE_REPLICATE_WEBHOOK_SECRET is not set: webhook calls cannot be verified")
     body = await request.body()  # the signature covers the raw bytes, so they are read before any parsing
     try:
