@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,8 +25,16 @@ from loraforge.curation import (
 )
 from loraforge.curation.dedup import DuplicateGroup
 from loraforge.curation.features import FEATURES_VERSION
-from loraforge.curation.registry import check_reject_names
+from loraforge.curation.registry import CheckOutcome, check_reject_names
 from loraforge.errors import InvalidInput, NotFound
+from loraforge.stages.curate_identity import (
+    IdentityConfig,
+    default_embedder,
+    face_embeddings,
+    identity_config,
+    identity_outcomes,
+    record_identity,
+)
 from loraforge.stages.curate_records import (
     FEATURES_KEY,
     ISSUES_KEY,
@@ -44,6 +52,8 @@ log = logging.getLogger(__name__)
 LARGE_DATASET = 20_000
 """Above this many measured pictures, grouping skips the 90% crop views (seconds instead of minutes)."""
 UNREADABLE = "unreadable"
+FaceEmbed = Callable[[Sequence[Image]], Mapping[str, Any]]
+"""Pictures -> image id -> its faces (FaceEmbedding, largest first); unreadable pictures are left out."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,8 @@ class CurateConfig:
     clip_threshold: float = 0.95
     reject: tuple[str, ...] = ()
     """Tagging checks (grayscale) that reject here, as the user asked."""
+    identity: IdentityConfig | None = None
+    """Reference faces saved on the dataset: pictures of anyone else get the `other_person` issue."""
 
     def context(self) -> CheckContext:
         return CheckContext.for_model(self.target, thresholds=self.thresholds, reject=self.reject)
@@ -83,7 +95,16 @@ def decide_curation(
     embed = None
     if config.clip_model:
         embed = clip_embed(session, store, spec=config.clip_model, max_pixels=max_pixels)
-    return curate_dataset(session, dataset, config, embed=embed)
+    faces = None
+    if config.identity is not None:
+        model = config.identity.model
+
+        def faces(images: Sequence[Image]) -> Mapping[str, Any]:
+            return face_embeddings(
+                session, store, images, model=model, embedder=default_embedder, max_pixels=max_pixels
+            )
+
+    return curate_dataset(session, dataset, config, embed=embed, faces=faces)
 
 
 def curate_options(
@@ -108,6 +129,7 @@ def curate_options(
         clip_model=clip_model,
         clip_threshold=float(curation.get("clip_threshold", 0.95)),
         reject=rejecting,
+        identity=identity_config(dataset),
     )
     options.context()  # validates the target before anything runs
     if clip_model:
@@ -150,24 +172,33 @@ class CurateSummary:
     not_measured: int = 0
     groups: int = 0
     embedded: int = 0
+    faces_scored: int = 0
+    """Pictures with a face compared with the dataset's reference faces."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def curate_dataset(
-    session: Session, dataset: Dataset, options: CurateConfig, *, embed: Embed | None = None
+    session: Session,
+    dataset: Dataset,
+    options: CurateConfig,
+    *,
+    embed: Embed | None = None,
+    faces: FaceEmbed | None = None,
 ) -> CurateSummary:
     """Check, group and decide every picture of the dataset; statuses and metadata written in this session.
 
     `embed`, when given, computes embeddings of the pictures in near-duplicate groups, and members that
-    do not look alike by them leave their group (refine_with_embeddings).
+    do not look alike by them leave their group (refine_with_embeddings). `faces`, with reference faces
+    in the options, gives each readable picture's faces: those matching no reference get `other_person`.
     """
     context = options.context()
     images = dataset_images(session, dataset.id)
     by_id = {image.id: image for image in images}
     stored = _metadata(session, list(by_id), FEATURES_KEY)
     outcomes, records, unreadable = {}, [], {}
+    measured: dict[str, ImageFeatures] = {}
     ingested = sorted(images, key=lambda image: (image.created_at, image.original_filename, image.id))
     ingest_order = {image.id: position for position, image in enumerate(ingested)}
     for image in images:
@@ -177,12 +208,16 @@ def curate_dataset(
         if value.get("error"):
             unreadable[image.id] = str(value["error"])
             continue
-        features = ImageFeatures.from_dict(value)
-        outcomes[image.id] = evaluate(features, context)
+        measured[image.id] = ImageFeatures.from_dict(value)
+        outcomes[image.id] = evaluate(measured[image.id], context)
+    identity_scored = _add_identity(session, images, outcomes, options.identity, faces)
+    for image in images:
+        if image.id not in measured:
+            continue
         records.append(
             HashRecord.from_features(
                 image.id,
-                features,
+                measured[image.id],
                 issue_count=sum(o.flagged and o.rejects for o in outcomes[image.id]),
                 manual_keep=image.status_manual and image.status == "kept",
                 manual_reject=image.status_manual and image.status in ("rejected", "duplicate"),
@@ -196,6 +231,7 @@ def curate_dataset(
     else:
         groups = near_duplicate_groups(records)
     summary = CurateSummary(images=len(images), not_measured=len(images) - len(outcomes) - len(unreadable))
+    summary.faces_scored = identity_scored
     if embed is not None:
         vectors = embed([by_id[i] for i in _embedding_candidates(groups)])
         summary.embedded = len(vectors)
@@ -217,6 +253,24 @@ def curate_dataset(
     ]
     _apply(session, by_id, decisions, summary)
     return summary
+
+
+def _add_identity(
+    session: Session,
+    images: Sequence[Image],
+    outcomes: dict[str, list[CheckOutcome]],
+    identity: IdentityConfig | None,
+    faces: FaceEmbed | None,
+) -> int:
+    """Append `other_person` to the outcomes of measured pictures with a face; record every match."""
+    if identity is None or faces is None:
+        return 0
+    readable = [image for image in images if image.id in outcomes]
+    results = identity_outcomes(faces(readable), identity)
+    for image_id, (outcome, _match) in results.items():
+        outcomes[image_id].append(outcome)
+    record_identity(session, readable, {i: match for i, (_o, match) in results.items()}, identity)
+    return len(results)
 
 
 def _embedding_candidates(groups: Sequence[DuplicateGroup]) -> list[str]:
