@@ -59,8 +59,21 @@ class Settings(BaseSettings):
     ray_num_cpus: int | None = Field(default=None, ge=1, description="CPUs for a locally started Ray.")
     prefect_api_url: str | None = Field(default=None, description="Prefect API; default: ephemeral.")
     model_dir: Path | None = Field(default=None, description="Folder holding offline model weights.")
-    executor: Literal["ray", "inline"] = Field(
-        default="ray", description="Where per-image work runs: a Ray cluster or this process."
+    executor: Literal["auto", "ray", "inline"] = Field(
+        default="auto",
+        description="Where per-image work runs: a Ray cluster, this process, or auto: Ray when an address "
+        "is set or a stage has more than inline_max_images pictures, else this process.",
+    )
+    inline_max_images: int = Field(
+        default=64,
+        ge=0,
+        description="With the auto executor and no Ray address, a stage with this many pictures or fewer "
+        "runs in this process: starting a local Ray costs more than the work.",
+    )
+    orchestration: Literal["auto", "prefect", "local"] = Field(
+        default="auto",
+        description="Who runs the flows: Prefect, recording every run, or local, the same flow code called "
+        "as plain functions (no Prefect server); auto is Prefect when a Prefect API is configured.",
     )
     shard_size: int = Field(default=1000, ge=1, le=100_000, description="Images per retryable task.")
     max_image_pixels: int = Field(default=80_000_000, ge=1, description="Larger pictures are refused.")
@@ -127,6 +140,32 @@ class Settings(BaseSettings):
         ge=0,
         description="Objects no catalog row names are removed once older than this.",
     )
+    # Image-search providers (loraforge.sources.search): each one's API address and key are settings only,
+    # never part of a request, so a client can never make the server call another address with a key.
+    openverse_url: str = Field(default="https://api.openverse.org", description="Openverse API.")
+    openverse_api_key: SecretStr | None = Field(default=None, description="Openverse OAuth access token.")
+    wikimedia_url: str = Field(default="https://commons.wikimedia.org", description="Wikimedia Commons.")
+    wikimedia_api_key: SecretStr | None = Field(default=None, description="Wikimedia access token.")
+    danbooru_url: str = Field(default="https://danbooru.donmai.us", description="Danbooru.")
+    danbooru_api_key: SecretStr | None = Field(default=None, description="Danbooru `login:api_key`.")
+    gelbooru_url: str = Field(default="https://gelbooru.com", description="Gelbooru.")
+    gelbooru_api_key: SecretStr | None = Field(default=None, description="Gelbooru `user_id:api_key`.")
+    safebooru_url: str = Field(default="https://safebooru.org", description="Safebooru.")
+    safebooru_api_key: SecretStr | None = Field(default=None, description="Unused: Safebooru has none.")
+    brave_url: str = Field(default="https://api.search.brave.com", description="Brave Search API.")
+    brave_api_key: SecretStr | None = Field(default=None, description="Brave X-Subscription-Token.")
+    search_contact: str = Field(
+        default="https://github.com/loraforge/loraforge",
+        description="How a provider's operators reach whoever runs this (a URL or e-mail); sent in the "
+        "User-Agent, as Wikimedia's policy asks.",
+    )
+    search_min_interval_s: float | None = Field(
+        default=None, ge=0, description="Seconds between two calls to one provider; default: its own."
+    )
+    search_max_retries: int = Field(default=4, ge=0, le=20, description="Retries after a 429 or 503.")
+    search_max_wait_s: float = Field(
+        default=120.0, ge=0, description="Longest Retry-After honoured; a longer one fails that provider."
+    )
 
     @field_validator("import_roots", mode="before")
     @classmethod
@@ -156,6 +195,15 @@ class Settings(BaseSettings):
 
         parse_schedule(value)  # raises ValueError naming the problem
         return value.strip()
+
+    @field_validator(
+        "openverse_url", "wikimedia_url", "danbooru_url", "gelbooru_url", "safebooru_url", "brave_url"
+    )
+    @classmethod
+    def _check_provider_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
 
     @field_validator("public_url")
     @classmethod

@@ -239,3 +239,56 @@ class Training(Base):
     """The `train` run that started it."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class SearchQuery(Base):
+    """An image search saved with its dataset (loraforge.sources.search): run again, it resumes."""
+
+    __tablename__ = "search_queries"
+    __table_args__ = (UniqueConstraint("dataset_id", "text", name="uq_search_query_text"),)
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(String(500))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """The last run's providers, licences, ratings, limit and minimum side: what a scheduled re-run uses."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SearchCursor(Base):
+    """Where a saved query stopped at one provider; `exhausted` once the provider has nothing more."""
+
+    __tablename__ = "search_cursors"
+
+    query_id: Mapped[str] = mapped_column(
+        ForeignKey("search_queries.id", ondelete="CASCADE"), primary_key=True
+    )
+    provider: Mapped[str] = mapped_column(String(50), primary_key=True)
+    cursor: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    exhausted: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class SearchCandidate(Base):
+    """A picture a provider offered for a saved query: refused, previewed, downloaded or added."""
+
+    __tablename__ = "search_candidates"
+    __table_args__ = (
+        UniqueConstraint("query_id", "provider", "provider_id", name="uq_search_candidate"),
+        Index("ix_search_candidates_query_url", "query_id", "file_url_hash"),
+    )
+
+    id: Mapped[str] = mapped_column(IdColumn, primary_key=True, default=new_id)
+    query_id: Mapped[str] = mapped_column(ForeignKey("search_queries.id", ondelete="CASCADE"), index=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(50))
+    provider_id: Mapped[str] = mapped_column(String(200))
+    file_url_hash: Mapped[str] = mapped_column(String(64))
+    """sha256 of the file URL: the same picture under another id is still seen."""
+    status: Mapped[str] = mapped_column(String(16), default="found")
+    reason: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,1 @@
+"""One module per image-search provider; importing a module registers it."""
