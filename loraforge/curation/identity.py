@@ -76,6 +76,30 @@ def identity_outcome(match: IdentityMatch, *, max_distance: float) -> CheckOutco
     return CheckOutcome(OTHER_PERSON, score, not match.matched, max_distance)
 
 
+def keep_matching_face(
+    faces: Sequence[FaceBox], matched: Sequence[float] | None, *, min_overlap: float = 0.3
+) -> list[FaceBox]:
+    """The faces a crop should keep: with a matched box from the identity filter, only the detected face
+    that overlaps it most (or the matched box itself when no detected face overlaps it enough)."""
+    if matched is None:
+        return list(faces)
+    x0, y0, x1, y1 = (float(v) for v in matched)
+    target = FaceBox(x0, y0, x1, y1, score=1.0)
+    best = max(faces, key=lambda face: _overlap(face, target), default=None)
+    if best is not None and _overlap(best, target) >= min_overlap:
+        return [best]
+    return [target]
+
+
+def _overlap(a: FaceBox, b: FaceBox) -> float:
+    """Intersection over union of two boxes."""
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    inter = max(0.0, w) * max(0.0, h)
+    union = a.area + b.area - inter
+    return inter / union if union > 0 else 0.0
+
+
 def check_max_distance(value: float) -> float:
     """A user's threshold, refused outside the bounds with a reason."""
     number = float(value)

@@ -23,6 +23,7 @@ from typing import Any
 
 from PIL import Image as PILImage
 
+from loraforge.curation.identity import keep_matching_face
 from loraforge.errors import InvalidInput
 from loraforge.exporters.buckets import trainer_rule
 from loraforge.imaging.buckets import BucketSet, bucket_set, choose_bucket, parse_bucket_list
@@ -227,7 +228,9 @@ class BucketStage:
             size = (max(1, round(image.width * shrink)), max(1, round(image.height * shrink)))
             small = image.resize(size, PILImage.Resampling.BILINEAR, reducing_gap=2.0)
         sfx, sfy = width / small.width, height / small.height
-        faces = [_scaled(face, sfx, sfy) for face in self.face_detector().detect([small])[0]]
+        detected = [_scaled(face, sfx, sfy) for face in self.face_detector().detect([small])[0]]
+        # With reference faces, a picture of several people is cropped around the person (identity filter).
+        faces = keep_matching_face(detected, item.get("identity_box"))
         subject = None
         if not faces and self.subject_fallback:
             sx, sy = saliency_center(small)
@@ -246,7 +249,7 @@ class BucketStage:
         # Object first, row later (the driver): a crash leaves at worst an unreferenced object.
         self._store.put(key, payload, content_type=content_type)
         return {
-            "faces": [_face_json(face) for face in faces],
+            "faces": [_face_json(face) for face in detected],
             "bucket": bucket.label,
             "bucket_width": bucket.width,
             "bucket_height": bucket.height,

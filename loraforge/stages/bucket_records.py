@@ -14,6 +14,7 @@ from loraforge.catalog.queries import dataset_images
 from loraforge.errors import NotFound
 from loraforge.imaging.buckets import Bucket, BucketChoice, bucket_summary, upscale_needed
 from loraforge.stages.base import Item, Result
+from loraforge.stages.curate_identity import matched_face_boxes
 
 if TYPE_CHECKING:
     from loraforge.stages.bucket import BucketStage
@@ -48,6 +49,9 @@ def select_bucket_work(session: Session, dataset_id: str, params_hash: str) -> t
         )
     )
     images = dataset_images(session, dataset_id, statuses=WORK_STATUSES)
+    dataset = session.get(Dataset, dataset_id)
+    todo = [image.id for image in images if image.id not in done]
+    identity_boxes = matched_face_boxes(session, dataset, todo) if dataset is not None else {}
     items = [
         {
             "image_id": image.id,
@@ -55,6 +59,7 @@ def select_bucket_work(session: Session, dataset_id: str, params_hash: str) -> t
             "width": image.width,
             "height": image.height,
             "filename": image.original_filename,
+            "identity_box": identity_boxes.get(image.id),
         }
         for image in images
         if image.id not in done

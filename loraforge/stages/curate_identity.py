@@ -259,6 +259,20 @@ def record_identity(
     _upsert_metadata(session, IDENTITY_KEY, values)
 
 
+def matched_face_boxes(session: Session, dataset: Dataset, ids: Sequence[str]) -> dict[str, list[float]]:
+    """Image id -> the box of its face closest to the references, while the dataset has references:
+    the face a crop keeps in a picture of several people."""
+    config = identity_config(dataset)
+    if config is None:
+        return {}
+    stored = _metadata(session, list(ids), IDENTITY_KEY)
+    return {
+        image_id: [float(v) for v in value["box"]]
+        for image_id, value in stored.items()
+        if isinstance(value, dict) and value.get("model") == config.model and value.get("box")
+    }
+
+
 def _saved(dataset: Dataset) -> dict[str, Any]:
     value = (dataset.settings or {}).get(IDENTITY_KEY)
     return value if isinstance(value, dict) else {}
