@@ -148,6 +148,27 @@ def identity_config(dataset: Dataset) -> IdentityConfig | None:
     return IdentityConfig(str(saved["model"]), references, float(saved["max_distance"]))
 
 
+def set_reference_pictures(
+    dataset: Dataset,
+    pictures: Sequence[tuple[str, bytes]],
+    embedder: FaceEmbedder,
+    *,
+    max_pixels: int,
+    max_distance: float | None = None,
+) -> IdentityConfig:
+    """Set the references to pictures the client read itself (the CLI's --reference): bytes, not paths."""
+    references = reference_faces(pictures, embedder, max_pixels=max_pixels)
+    return save_references(dataset, references, model=embedder.model, max_distance=max_distance)
+
+
+def set_max_distance(dataset: Dataset, max_distance: float) -> IdentityConfig:
+    """Change the threshold of the saved references; InvalidInput when the dataset has none."""
+    config = identity_config(dataset)
+    if config is None:
+        raise InvalidInput(f"dataset {dataset.name} has no reference faces: give them first (--reference)")
+    return save_references(dataset, config.references, model=config.model, max_distance=max_distance)
+
+
 def references_from_images(
     session: Session,
     store: ObjectStore,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -11,24 +13,83 @@ from loraforge.catalog import queries
 from loraforge.errors import InvalidInput
 from loraforge.stages.options import CurateOptions
 from services.cli.main import app, emit_json, err_console, handle_errors, out_console
-from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command
+from services.cli.options import AS_JSON, KW, WORKSPACE, dataset_param, options_command
 from services.cli.runtime import cli_context, resolve_dataset, run_with_progress
+
+_PICTURE = {"exists": True, "dir_okay": False, "readable": True}
+IDENTITY = [
+    inspect.Parameter(
+        "reference",
+        KW,
+        default=typer.Option(
+            None,
+            "--reference",
+            "-r",
+            help="Photos of the person of a person LoRA (`--reference a.jpg b.jpg`): pictures whose faces "
+            "match none of them are rejected as other_person; saved on the dataset for later runs.",
+            **_PICTURE,
+        ),
+        annotation=list[Path] | None,
+    ),
+    inspect.Parameter(
+        "more_references",
+        KW,
+        default=typer.Argument(None, hidden=True, **_PICTURE),
+        annotation=list[Path] | None,
+    ),
+    inspect.Parameter(
+        "max_face_distance",
+        KW,
+        default=typer.Option(
+            None,
+            "--max-face-distance",
+            min=0.2,
+            max=1.0,
+            help="Largest face distance still the same person (dlib, default 0.6; lower is stricter).",
+        ),
+        annotation=float | None,
+    ),
+    inspect.Parameter(
+        "clear_references",
+        KW,
+        default=typer.Option(False, "--clear-references", help="Turn the identity filter off."),
+        annotation=bool,
+    ),
+]
 
 
 @options_command(
     app,
     CurateOptions,
     name="curate",
-    own=[dataset_param("Dataset whose pictures to curate."), WORKSPACE, AS_JSON],
+    own=[dataset_param("Dataset whose pictures to curate."), WORKSPACE, AS_JSON, *IDENTITY],
 )
-def curate(options: CurateOptions, *, dataset: str, workspace: str, as_json: bool) -> None:
+def curate(
+    options: CurateOptions,
+    *,
+    dataset: str,
+    workspace: str,
+    as_json: bool,
+    reference: list[Path] | None,
+    more_references: list[Path] | None,
+    max_face_distance: float | None,
+    clear_references: bool,
+) -> None:
     """Mark every picture kept, rejected (with the issues found) or duplicate (of the copy kept).
 
     Only pictures never measured are measured; decisions made with `loraforge review` stay as they are.
     """
+    if more_references and not reference:
+        raise InvalidInput(f"unexpected argument {more_references[0]}: reference photos follow --reference")
+    references = [*(reference or []), *(more_references or [])]
+    if clear_references and (references or max_face_distance is not None):
+        raise InvalidInput("--clear-references cannot go with --reference or --max-face-distance")
     ctx = cli_context()
     dataset_id = resolve_dataset(ctx, dataset, workspace)
+    if references or max_face_distance is not None or clear_references:
+        set_identity(ctx, dataset_id, references, max_face_distance, clear=clear_references)
     from flows.curate import curate_flow
+    from flows.orchestration import run_flow
 
     summary = run_with_progress(
         ctx,
@@ -37,12 +98,33 @@ def curate(options: CurateOptions, *, dataset: str, workspace: str, as_json: boo
         dataset_id=dataset_id,
         params=options.model_dump(mode="json"),
         show=not as_json,
-        run=lambda task_id: curate_flow(dataset_id, options, task_id=task_id),
+        run=lambda task_id: run_flow(curate_flow, dataset_id, options, task_id=task_id),
     )
     if as_json:
         emit_json(summary)
     else:
         print_curate_summary(summary, dataset)
+
+
+def set_identity(
+    ctx: Any, dataset_id: str, references: list[Path], max_distance: float | None, *, clear: bool
+) -> None:
+    """Read the reference photos here (the catalog gets their face vectors, never their paths)."""
+    from loraforge.catalog.models import Dataset
+    from loraforge.stages import curate_identity as identity
+
+    pictures = [(path.name, path.read_bytes()) for path in references]
+    embedder = identity.default_embedder() if pictures else None
+    with ctx.catalog.session() as session:
+        found = session.get(Dataset, dataset_id)
+        if clear:
+            identity.clear_references(found)
+        elif embedder is not None:
+            identity.set_reference_pictures(
+                found, pictures, embedder, max_pixels=ctx.settings.max_image_pixels, max_distance=max_distance
+            )
+        elif max_distance is not None:
+            identity.set_max_distance(found, max_distance)
 
 
 def print_curate_summary(summary: dict[str, Any], dataset: str) -> None:
@@ -59,6 +141,10 @@ def print_curate_summary(summary: dict[str, Any], dataset: str) -> None:
         f"failed {summary['failed']}",
         highlight=False,
     )
+    if summary.get("faces_scored"):
+        out_console.print(
+            f"faces compared with the reference faces: {summary['faces_scored']} pictures", highlight=False
+        )
     for failure in summary["failures"]:
         err_console.print(
             f"  [red]unreadable[/red]: {failure['filename']}: {failure['reason']}",
