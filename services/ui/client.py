@@ -53,15 +53,17 @@ class ApiClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
+            reason = type(exc).__name__.replace("Error", "").lower() or "error"
             raise ApiError(
-                0, "unreachable", f"cannot reach the API at {self.config.base_url}: {exc}"
+                0, "unreachable", f"cannot reach the API at {self.config.base_url} ({reason})"
             ) from exc
         if response.is_error:
             try:
                 error = response.json()["error"]
                 raise ApiError(response.status_code, error["code"], error["message"])
             except (ValueError, KeyError, TypeError):
-                raise ApiError(response.status_code, "http_error", response.text[:300]) from None
+                first_line = response.text.strip().splitlines()[:1] or [response.reason_phrase]
+                raise ApiError(response.status_code, "http_error", first_line[0][:300]) from None
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -99,6 +101,42 @@ class ApiClient:
         params += [("status", status) for status in statuses or []]
         return self._json("GET", f"/datasets/{dataset_id}/images", params=params)
 
+    def cards(
+        self,
+        dataset_id: str,
+        *,
+        filters: dict[str, Any] | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """A page of pictures with caption, issues and bucket; `filters` as CardFilter's fields."""
+        params: list[tuple[str, str | int]] = [("offset", offset), ("limit", limit)]
+        for name, value in (filters or {}).items():
+            if name == "statuses":
+                params += [("status", status) for status in value or []]
+            elif value:
+                params.append((name, value))
+        return self._json("GET", f"/datasets/{dataset_id}/cards", params=params)
+
+    def bulk_review(
+        self, dataset_id: str, selection: dict[str, Any], status: str, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Keep or reject pictures of this dataset: selection is {"image_ids": [...]} or {"filter": {...}}."""
+        body = {"selection": selection, "status": status, "reason": reason or None}
+        return self._json("POST", f"/datasets/{dataset_id}/bulk/review", json=body)
+
+    def bulk_captions(
+        self, dataset_id: str, selection: dict[str, Any], operation: str, text: str, find: str | None = None
+    ) -> dict[str, Any]:
+        """replace (find -> text), prepend, append or set the active captions of the selected pictures."""
+        body = {"selection": selection, "operation": operation, "text": text, "find": find}
+        return self._json("POST", f"/datasets/{dataset_id}/bulk/captions", json=body)
+
+    def stage_uploads(self, dataset_id: str, files: list[tuple[str, bytes, str]]) -> dict[str, Any]:
+        """Store files without ingesting them; answers the upload batch a build run takes."""
+        parts = [("files", (name, data, content_type)) for name, data, content_type in files]
+        return self._json("POST", f"/datasets/{dataset_id}/uploads", files=parts)
+
     def image(self, image_id: str) -> dict[str, Any]:
         return self._json("GET", f"/images/{image_id}")
 
@@ -130,6 +168,11 @@ class ApiClient:
 
     def cancel(self, task_id: str) -> dict[str, Any]:
         return self._json("POST", f"/tasks/{task_id}/cancel")
+
+    def searches_available(self) -> bool:
+        """Whether this API offers image search (POST /datasets/{id}/searches)."""
+        spec = self._json("GET", "/openapi.json")
+        return "/api/v1/datasets/{dataset_id}/searches" in spec["paths"]
 
     def run_form(self, stage: str) -> dict[str, Any]:
         """The JSON schema of a stage's options, read from the API's OpenAPI document: the form's fields."""

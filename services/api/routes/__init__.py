@@ -7,10 +7,12 @@ from fastapi import APIRouter, Depends
 
 from services.api.deps import authorize
 from services.api.routes import (
+    bulk,
     captions,
     datasets,
     exports,
     health,
+    identity,
     images,
     runs,
     tasks,
@@ -25,7 +27,7 @@ def build_api_router() -> APIRouter:
     api_router = APIRouter()
     api_router.include_router(health.router)
     protected = APIRouter(dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
-    for module in (workspaces, datasets, images, captions, tasks, runs, exports, trainings):
+    for module in (workspaces, datasets, images, captions, tasks, runs, exports, trainings, bulk, identity):
         protected.include_router(module.router)
     api_router.include_router(protected)
     api_router.include_router(webhooks.router)  # signed by the caller instead of the bearer token

@@ -10,7 +10,7 @@ import streamlit as st
 
 from services.ui.client import FINISHED, ApiError
 from services.ui.state import api
-from services.ui.views.pipeline import option_widgets
+from services.ui.views.forms import option_widgets
 
 WATCH_KEY = "watch_training_task"
 ACTIVE = ("STARTING", "PROCESSING")
