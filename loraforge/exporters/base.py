@@ -41,6 +41,8 @@ class ExportItem:
     content_sha256: str | None = None
     """sha256 of the bytes `read` returns when already known (an original's is its catalog sha256); the
     export then skips re-hashing them. None: hashed while exporting (derivatives)."""
+    provenance: Mapping[str, Any] | None = field(default=None, compare=False)
+    """Where the picture came from and under which licence (an image search's record); None: not known."""
 
 
 CAPTION_EXTENSION_FORMATS = ("kohya", "ai-toolkit")

@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from loraforge.errors import InvalidInput, LoraForgeError
+from loraforge.exporters.attribution import ATTRIBUTION_FILE, attribution_markdown
 from loraforge.exporters.base import ExportItem, ExportResult, ExportSpec, ManifestEntry
 from loraforge.exporters.captions import render_caption
 from loraforge.exporters.images import PreparedImage, face_mask_png, image_size, prepare_image
@@ -192,6 +193,9 @@ def export_dataset(
     writer.warnings.extend(problem.line() for problem in report.problems if problem.severity != "info")
     try:
         exporter.write(items, spec, writer)
+        attribution = attribution_markdown(items)
+        if attribution is not None:  # only pictures from image searches carry provenance
+            writer.write_text(ATTRIBUTION_FILE, attribution)
     finally:
         sink.close()
     logger.info(

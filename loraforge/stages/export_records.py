@@ -16,6 +16,7 @@ from loraforge.catalog.queries import current_buckets, dataset_images
 from loraforge.errors import Conflict, NotFound
 from loraforge.exporters import DatasetInfo, ExportItem, ExportSpec, ValidationReport, safe_stem, validate
 from loraforge.imaging.buckets import Bucket, upscale_needed
+from loraforge.sources.search.records import provenance_by_image
 from loraforge.stages.bucket_records import BUCKET_KIND, trainer_run_key
 from loraforge.storage import ObjectStore
 
@@ -66,6 +67,7 @@ def plan_export(session: Session, dataset: Dataset, request: ExportRequest, stor
     else:
         derivatives = current_buckets(session, dataset, ids)
     faces = _faces(session, ids)
+    provenance = provenance_by_image(session, ids)
     limit = request.max_upscale
     items, sources, upscaled = [], [], []
     for image in images:
@@ -76,7 +78,7 @@ def plan_export(session: Session, dataset: Dataset, request: ExportRequest, stor
             reason = f"needs upscale {factor:.2f}, over --max-upscale {limit:g} (--allow-upscale exports it)"
             upscaled.append({"filename": image.original_filename, "reason": reason})
             continue
-        items.append(_item(image, caption, derived, faces.get(image.id), store))
+        items.append(_item(image, caption, derived, faces.get(image.id), store, provenance.get(image.id)))
         sources.append(
             {
                 "image_id": image.id,
@@ -92,6 +94,7 @@ def plan_export(session: Session, dataset: Dataset, request: ExportRequest, stor
                     "height": derived.height,
                 },
                 "caption_id": caption.id if caption else None,
+                "provenance": provenance.get(image.id),
             }
         )
     info = DatasetInfo(
@@ -170,6 +173,7 @@ def _item(
     derived: Derivative | None,
     faces: list[list[float]] | None,
     store: ObjectStore,
+    provenance: dict[str, Any] | None = None,
 ) -> ExportItem:
     common: dict[str, Any] = {
         "image_id": image.id,
@@ -177,6 +181,7 @@ def _item(
         "source_sha256": image.sha256,
         "caption": caption.text if caption else None,
         "status": image.status,
+        "provenance": provenance,
     }
     if derived is None:
         return ExportItem(

@@ -169,6 +169,7 @@ def register_commands() -> None:
         "maintenance",
         "users",
         "train",
+        "search",
     ):
         try:
             __import__(f"services.cli.{module}")

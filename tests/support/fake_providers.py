@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 from PIL import Image
 
 OPENVERSE_LICENCES = [("cc0", "1.0"), ("by", "4.0"), ("by-sa", "4.0"), ("by-nc", "2.0")]
+KINDS = ["openverse", "wikimedia", "danbooru", "gelbooru", "safebooru", "brave"]
 DANBOORU_RATINGS = ["g", "s", "q", "e"]
 WIKIMEDIA_LICENCES = ["CC BY-SA 4.0", "CC0", "Public domain", "CC BY 2.0", "All rights reserved"]
 
@@ -78,17 +79,18 @@ class FakeProvider:
         return f"http://{host}:{port}"
 
     def api_requests(self) -> list[Recorded]:
-        return [r for r in self.requests if not r.path.startswith("/files/")]
+        return [r for r in self.requests if "/files/" not in r.path]
 
     def file_requests(self) -> list[Recorded]:
-        return [r for r in self.requests if r.path.startswith("/files/")]
+        return [r for r in self.requests if "/files/" in r.path]
 
     # ------------------------------------------------------------------ answers
 
     def answer(self, path: str, query: dict[str, str], headers: dict[str, str]) -> tuple[int, dict, bytes]:
-        if path.startswith("/files/"):
+        if "/files/" in path:  # /files/<n>.jpg, or Safebooru's /images/<directory>/<image>
             index = int(path.rsplit("/", 1)[-1].split(".")[0])
-            return 200, {"Content-Type": "image/jpeg"}, picture(index)
+            # Each provider's pictures differ from every other's: the same index is another picture.
+            return 200, {"Content-Type": "image/jpeg"}, picture(index + 211 * KINDS.index(self.kind))
         if self.delay_s:
             time.sleep(self.delay_s)
         if self.throttle > 0:

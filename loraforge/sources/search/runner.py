@@ -353,7 +353,7 @@ def add_candidates(
 def _ingest_candidates(
     ctx: Context, dataset_id: str, outcome: SearchOutcome, *, ingest: Ingest, progress: Progress | None
 ) -> SearchOutcome:
-    batch = f"search-{uuid.uuid4().hex}"
+    batch = uuid.uuid4().hex  # an upload batch name, as ingest expects
     staged = download_candidates(
         ctx, dataset_id, outcome.candidate_ids, batch=batch, lines=outcome.providers, progress=progress
     )

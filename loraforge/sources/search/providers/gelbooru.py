@@ -1,7 +1,8 @@
 """Gelbooru: the dapi JSON interface (index.php?page=dapi&s=post&q=index&json=1); ratings, tags, no licence.
 
 Its `post` is missing when nothing matched, a single object when one did, and a list otherwise; the
-`@attributes` object gives the offset and total count. A key is `user_id:api_key`. Cursor: {"pid": n}.
+`@attributes` object gives the offset and total count. A key is `user_id:api_key`. Cursor: {"pid": n,
+"limit": page size}.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class Gelbooru:
 
     def page(self, client: ApiClient, terms: SearchTerms, cursor: Cursor | None) -> Page:
         pid = int((cursor or {}).get("pid", 0))
-        limit = min(terms.page_size, MAX_PAGE_SIZE)
+        # pid counts pages of one size: a resumed search keeps the size it started with.
+        limit = min(int((cursor or {}).get("limit") or terms.page_size), MAX_PAGE_SIZE)
         params: dict[str, Any] = dapi_params(terms.query, pid, limit)
         if client.api_key and ":" in client.api_key:
             params["user_id"], params["api_key"] = client.api_key.split(":", 1)
@@ -49,7 +51,8 @@ class Gelbooru:
         attributes = answer.get("@attributes") or {}
         count = int(attributes.get("count") or 0)
         more = bool(posts) and (pid + 1) * limit < count
-        return Page([c for c in candidates if c is not None], {"pid": pid + 1} if more else None)
+        following = {"pid": pid + 1, "limit": limit} if more else None
+        return Page([c for c in candidates if c is not None], following)
 
 
 def dapi_params(query: str, pid: int, limit: int) -> dict[str, Any]:

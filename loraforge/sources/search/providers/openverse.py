@@ -1,7 +1,7 @@
 """Openverse (api.openverse.org): openly licensed pictures, each with its licence, creator and attribution.
 
 Anonymous clients may ask for at most 20 results a page (a bigger page_size is a 401), so pages are 20
-unless a key is configured. Cursor: {"page": n}.
+unless a key is configured. Cursor: {"page": n, "page_size": size}.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ class Openverse:
 
     def page(self, client: ApiClient, terms: SearchTerms, cursor: Cursor | None) -> Page:
         number = int((cursor or {}).get("page", 1))
-        size = min(terms.page_size, KEYED_PAGE_SIZE if client.api_key else ANONYMOUS_PAGE_SIZE)
+        # Pages are numbered in pages of one size: a resumed search keeps the size it started with.
+        size = int((cursor or {}).get("page_size") or terms.page_size)
+        size = min(size, KEYED_PAGE_SIZE if client.api_key else ANONYMOUS_PAGE_SIZE)
         params: dict[str, Any] = {"q": terms.query, "page": number, "page_size": size}
         if terms.licences:
             wanted = [_openverse_code(code) for code in sorted(terms.licences)]
@@ -40,7 +42,7 @@ class Openverse:
         candidates = [_candidate(row) for row in rows]
         page_count = int(answer.get("page_count") or 0)
         more = bool(answer["results"]) and number < page_count
-        return Page(candidates, {"page": number + 1} if more else None)
+        return Page(candidates, {"page": number + 1, "page_size": size} if more else None)
 
 
 def _openverse_code(code: str) -> str:

@@ -1,5 +1,6 @@
 """Safebooru (safebooru.org): Gelbooru 0.2's dapi, answering a bare JSON list, or an empty body when
-nothing matched; pictures are built from `directory` and `image`. No key, no licence. Cursor: {"pid": n}.
+nothing matched; pictures are built from `directory` and `image`. No key, no licence.
+Cursor: {"pid": n, "limit": page size}.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class Safebooru:
 
     def page(self, client: ApiClient, terms: SearchTerms, cursor: Cursor | None) -> Page:
         pid = int((cursor or {}).get("pid", 0))
-        limit = min(terms.page_size, MAX_PAGE_SIZE)
+        limit = min(int((cursor or {}).get("limit") or terms.page_size), MAX_PAGE_SIZE)
         answer = client.get_json("/index.php", dapi_params(terms.query, pid, limit))
         if answer is None:  # an empty body: no (more) results
             return Page([], None)
@@ -33,4 +34,5 @@ class Safebooru:
         posts = [post for post in answer if isinstance(post, dict) and post.get("id") is not None]
         candidates = [gelbooru_candidate("safebooru", post, client.base_url) for post in posts]
         more = len(posts) >= limit
-        return Page([c for c in candidates if c is not None], {"pid": pid + 1} if more else None)
+        following = {"pid": pid + 1, "limit": limit} if more else None
+        return Page([c for c in candidates if c is not None], following)
