@@ -30,7 +30,12 @@ def search_env(
     from loraforge.config import get_settings
     from loraforge.stages.context import reset_contexts
 
-    env = {**stack_env, **provider_env(*fakes.values()), "LORAFORGE_EXECUTOR": "inline"}
+    env = {
+        **stack_env,
+        **provider_env(*fakes.values()),
+        "LORAFORGE_EXECUTOR": "inline",
+        "LORAFORGE_URL_TIMEOUT_S": "4",  # a provider that does not answer fails in seconds
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()

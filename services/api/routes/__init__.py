@@ -15,6 +15,7 @@ from services.api.routes import (
     identity,
     images,
     runs,
+    search,
     tasks,
     trainings,
     webhooks,
@@ -29,6 +30,7 @@ def build_api_router() -> APIRouter:
     protected = APIRouter(dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
     for module in (workspaces, datasets, images, captions, tasks, runs, exports, trainings, bulk, identity):
         protected.include_router(module.router)
+    protected.include_router(search.router)
     api_router.include_router(protected)
     api_router.include_router(webhooks.router)  # signed by the caller instead of the bearer token
     return api_router
