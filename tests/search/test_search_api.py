@@ -109,7 +109,8 @@ def test_ids_that_are_not_candidates_of_the_search_are_refused(client: TestClien
     body = {"query": "q", "providers": ["danbooru"], "rating": None, "limit": 2}
     search = client.post(f"{API}/datasets/{dataset}/searches", json=body, headers=ADMIN).json()
     add = f"{API}/datasets/{dataset}/searches/{search['id']}/add"
-    assert client.post(add, json={"candidate_ids": ["0" * 32]}, headers=ADMIN).status_code == 422
+    unknown = client.post(add, json={"candidate_ids": ["0" * 32]}, headers=ADMIN)
+    assert unknown.status_code == 404 and "0" * 32 in unknown.json()["error"]["message"]
     assert (
         client.post(add, json={"candidate_ids": ["https://evil.example/x.jpg"]}, headers=ADMIN).status_code
         == 422

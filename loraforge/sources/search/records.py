@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loraforge.catalog.models import Dataset, Image, ImageMetadata, SearchCandidate, SearchCursor, SearchQuery
-from loraforge.errors import InvalidInput, NotFound
+from loraforge.errors import Conflict, NotFound
 from loraforge.sources.search import licences
 from loraforge.sources.search.base import Candidate, Cursor
 
@@ -123,7 +123,8 @@ def pending_candidates(session: Session, query_id: str, provider: str, limit: in
 
 
 def picked_candidates(session: Session, query: SearchQuery, ids: Iterable[str]) -> list[SearchCandidate]:
-    """The candidates of this search a client picked; InvalidInput naming any id that is not one."""
+    """The candidates of this search a client picked; NotFound naming any id that is not one of them,
+    Conflict for one its filters refused."""
     wanted = list(dict.fromkeys(ids))
     rows = {
         row.id: row
@@ -135,10 +136,10 @@ def picked_candidates(session: Session, query: SearchQuery, ids: Iterable[str]) 
     }
     unknown = [i for i in wanted if i not in rows]
     if unknown:
-        raise InvalidInput(f"not candidates of search {query.id}: {', '.join(unknown[:10])}")
+        raise NotFound(f"not candidates of search {query.id}: {', '.join(unknown[:10])}")
     refused = [row.id for row in rows.values() if row.status == Status.REFUSED]
     if refused:
-        raise InvalidInput(f"refused by the search's filters, cannot be added: {', '.join(refused[:10])}")
+        raise Conflict(f"refused by the search's filters, cannot be added: {', '.join(refused[:10])}")
     return [rows[i] for i in wanted]
 
 

@@ -172,7 +172,8 @@ def add_search_candidates(
     session: SessionDep, ctx: ContextDep, dataset_id: str, search_id: str, body: SearchAdd
 ) -> TaskAccepted:
     """Download the picked candidates and ingest them; poll GET /tasks/{task_id}. 404 for a search of
-    another dataset, 422 for an id that is not one of its candidates, 409 when the dataset is busy."""
+    another dataset or an id that is not one of its candidates, 409 for a candidate its filters refused
+    or when the dataset is busy, 422 for an id that is not an id."""
     get_dataset(session, dataset_id)
     query = records.get_query(session, dataset_id, search_id)
     ids = [row.id for row in records.picked_candidates(session, query, body.candidate_ids)]
