@@ -15,7 +15,7 @@ from loraforge.errors import InvalidInput
 from loraforge.sources.search import Rating, SearchOutcome, SearchRequest, provider_status, run_search
 from loraforge.sources.search import licences as licence_codes
 from loraforge.sources.search.records import set_sync
-from loraforge.sources.search.runner import Progress as SearchProgress
+from loraforge.sources.search.request import Progress as SearchProgress
 from loraforge.stages.context import Context
 from loraforge.stages.options import IngestOptions
 from services.cli.main import app, emit_json, err_console, handle_errors, out_console

@@ -6,16 +6,10 @@ provider_status                                (registry) which providers are co
 """
 
 from loraforge.sources.search.base import Candidate, Rating
+from loraforge.sources.search.downloader import download_candidates
 from loraforge.sources.search.registry import get_provider, provider_names, provider_status
-from loraforge.sources.search.runner import (
-    ProviderOutcome,
-    SearchOutcome,
-    SearchRequest,
-    add_candidates,
-    find_candidates,
-    run_search,
-    sync_saved_searches,
-)
+from loraforge.sources.search.request import ProviderOutcome, SearchOutcome, SearchRequest
+from loraforge.sources.search.runner import add_candidates, find_candidates, run_search, sync_saved_searches
 
 __all__ = [
     "Candidate",
@@ -24,6 +18,7 @@ __all__ = [
     "SearchOutcome",
     "SearchRequest",
     "add_candidates",
+    "download_candidates",
     "find_candidates",
     "get_provider",
     "provider_names",

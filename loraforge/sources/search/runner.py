@@ -1,136 +1,36 @@
 """Run a search: ask each provider page after page from its saved cursor, filter and dedupe the candidates,
-download the chosen ones through the shared client, stage them for ingest, and link provenance afterwards.
+download the chosen ones (downloader), ingest them through the normal pipeline, and link provenance.
 
 Every failure stays with its provider (unknown, missing key, licence filter it can never pass, timeout,
-rate limit): its row in the outcome says why, and the other providers go on.
+rate limit): its line in the outcome says why, and the other providers go on.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy import select
 
-from loraforge.catalog.db import Catalog
 from loraforge.catalog.models import SearchCandidate
-from loraforge.config import Settings
 from loraforge.errors import InvalidInput, LoraForgeError
-from loraforge.imaging.decode import sniff_format
-from loraforge.imaging.hashes import sha256_hex
-from loraforge.sources.enumerate import SourceLimits
 from loraforge.sources.search import records
-from loraforge.sources.search.base import Candidate, Rating, SearchTerms
-from loraforge.sources.search.http import ApiClient, ProviderError, user_agent
+from loraforge.sources.search.base import Candidate, SearchTerms
+from loraforge.sources.search.downloader import api_client, download_candidates
 from loraforge.sources.search.records import Status
-from loraforge.sources.search.registry import api_key, base_url, get_provider
-from loraforge.storage import ObjectStore
-from loraforge.storage.keys import upload_key
+from loraforge.sources.search.registry import api_key, get_provider
+from loraforge.sources.search.request import (
+    Context,
+    Ingest,
+    Progress,
+    ProviderOutcome,
+    SearchOutcome,
+    SearchRequest,
+)
 
-
-class Context(Protocol):
-    """What a search needs of loraforge.stages.context.Context (sources sit below the stages)."""
-
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def catalog(self) -> Catalog: ...
-    @property
-    def store(self) -> ObjectStore: ...
-    @property
-    def source_limits(self) -> SourceLimits: ...
-
-
-Progress = Callable[[str, str, int], None]
-"""progress(provider, step, n): `n` more candidates found ("search") or downloaded ("download")."""
-Ingest = Callable[[str], Mapping[str, Any]]
-"""Ingest the staged upload batch with this name through the normal pipeline; its summary."""
 MAX_PAGES_PER_RUN = 50
 """A query whose results all fail the filters stops after this many pages (the cursor keeps the place)."""
-DOWNLOAD_INTERVAL_S = 0.25
-
-
-@dataclass(frozen=True)
-class SearchRequest:
-    """What to search for: a query, the providers, and the filters its candidates must pass."""
-
-    query: str
-    providers: tuple[str, ...]
-    licences: frozenset[str] | None = None
-    """Licence codes allowed (None: any, "licence unknown" included)."""
-    ratings: frozenset[Rating] | None = frozenset({Rating.GENERAL})
-    """Ratings allowed where a provider gives one (None: any)."""
-    limit: int = 50
-    """New pictures wanted from each provider in this run."""
-    min_side: int = 256
-    """Pictures whose declared shorter side is smaller are refused (a LoRA needs at least 512 or so)."""
-
-    def __post_init__(self) -> None:
-        if not self.query.strip():
-            raise InvalidInput("give a search query")
-        if not self.providers:
-            raise InvalidInput("give at least one provider")
-        if self.limit < 1:
-            raise InvalidInput("limit must be at least 1")
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "providers": list(self.providers),
-            "licences": sorted(self.licences) if self.licences is not None else None,
-            "ratings": sorted(r.value for r in self.ratings) if self.ratings is not None else None,
-            "limit": self.limit,
-            "min_side": self.min_side,
-        }
-
-    @classmethod
-    def from_params(cls, query: str, params: Mapping[str, Any]) -> SearchRequest:
-        ratings = params.get("ratings")
-        licence_codes = params.get("licences")
-        return cls(
-            query=query,
-            providers=tuple(params.get("providers") or ()),
-            licences=frozenset(licence_codes) if licence_codes is not None else None,
-            ratings=frozenset(Rating(r) for r in ratings) if ratings is not None else None,
-            limit=int(params.get("limit") or 50),
-            min_side=int(params.get("min_side") or 0),
-        )
-
-
-@dataclass
-class ProviderOutcome:
-    """One provider's line of the summary table."""
-
-    provider: str
-    found: int = 0
-    new: int = 0
-    already_seen: int = 0
-    refused: dict[str, int] = field(default_factory=lambda: {"licence": 0, "rating": 0, "size": 0})
-    failed: int = 0
-    added: int = 0
-    exhausted: bool = False
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class SearchOutcome:
-    query_id: str | None
-    providers: dict[str, ProviderOutcome]
-    candidate_ids: list[str] = field(default_factory=list)
-    """Candidates found and waiting (a preview), or downloaded and staged (a run)."""
-    batch: str | None = None
-    ingest: Mapping[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "query_id": self.query_id,
-            "providers": [outcome.to_dict() for outcome in self.providers.values()],
-            "ingest": dict(self.ingest) if self.ingest is not None else None,
-        }
 
 
 def find_candidates(
@@ -142,7 +42,9 @@ def find_candidates(
     outcome = SearchOutcome(query_id, {name: ProviderOutcome(name) for name in request.providers})
     for name, line in outcome.providers.items():
         try:
-            outcome.candidate_ids += _search_provider(ctx, query_id, name, request, line, progress)
+            outcome.candidate_ids += _search_provider(
+                ctx, dataset_id, query_id, name, request, line, progress
+            )
         except LoraForgeError as exc:
             line.error = str(exc)
     return outcome
@@ -150,6 +52,7 @@ def find_candidates(
 
 def _search_provider(
     ctx: Context,
+    dataset_id: str,
     query_id: str,
     name: str,
     request: SearchRequest,
@@ -176,7 +79,7 @@ def _search_provider(
         page = provider.page(client, terms, cursor)  # a ProviderError ends this provider; found ones stay
         pages += 1
         with ctx.catalog.session() as session:
-            query = records.get_query(session, _dataset_of(ctx, query_id), query_id)
+            query = records.get_query(session, dataset_id, query_id)
             ids, url_hashes = records.seen_keys(session, query_id, name)
             for candidate in page.candidates:
                 line.found += 1
@@ -203,15 +106,6 @@ def _search_provider(
     return waiting[: request.limit]
 
 
-def _dataset_of(ctx: Context, query_id: str) -> str:
-    from loraforge.catalog.models import SearchQuery
-
-    with ctx.catalog.session() as session:
-        query = session.get(SearchQuery, query_id)
-        assert query is not None
-        return query.dataset_id
-
-
 def refusal_reason(candidate: Candidate, request: SearchRequest) -> tuple[str, str] | None:
     """(licence|rating|size, why) when the candidate fails the request's filters; None when it passes."""
     if request.licences is not None and candidate.licence not in request.licences:
@@ -223,99 +117,6 @@ def refusal_reason(candidate: Candidate, request: SearchRequest) -> tuple[str, s
     if candidate.width and candidate.height and min(candidate.width, candidate.height) < request.min_side:
         return "size", f"{candidate.width}x{candidate.height} is under {request.min_side} px a side"
     return None
-
-
-def api_client(ctx: Context, name: str, *, key: str | None, interval_s: float) -> ApiClient:
-    settings = ctx.settings
-    return ApiClient(
-        provider=name,
-        base_url=base_url(settings, name),
-        limits=ctx.source_limits,
-        user_agent=user_agent(settings.search_contact),
-        min_interval_s=_interval(settings, interval_s),
-        max_retries=settings.search_max_retries,
-        max_wait_s=settings.search_max_wait_s,
-        api_key=key,
-    )
-
-
-def _interval(settings: Settings, default_s: float) -> float:
-    return default_s if settings.search_min_interval_s is None else settings.search_min_interval_s
-
-
-def download_candidates(
-    ctx: Context,
-    dataset_id: str,
-    candidate_ids: Sequence[str],
-    *,
-    batch: str,
-    lines: dict[str, ProviderOutcome] | None = None,
-    progress: Progress | None = None,
-) -> list[str]:
-    """Download the candidates (no key sent), skip bytes the dataset holds, stage the rest under the upload
-    batch; the ids staged. Each failure is the candidate's, with its reason."""
-    lines = lines if lines is not None else {}
-    with ctx.catalog.session() as session:
-        rows = session.scalars(select(SearchCandidate).where(SearchCandidate.id.in_(list(candidate_ids))))
-        todo = sorted(
-            ((row.id, row.provider, Candidate.from_provenance(row.provenance)) for row in rows),
-            key=lambda item: list(candidate_ids).index(item[0]),
-        )
-        known = records.dataset_sha256(session, dataset_id)
-    clients: dict[str, ApiClient] = {}
-    staged: list[str] = []
-    for index, (row_id, name, candidate) in enumerate(todo):
-        line = lines.setdefault(name, ProviderOutcome(name))
-        client = clients.get(name)
-        if client is None:
-            interval = min(get_provider(name).min_interval_s, DOWNLOAD_INTERVAL_S)
-            client = clients[name] = api_client(ctx, name, key=None, interval_s=interval)
-        status, reason, sha = _download_one(ctx, client, candidate, dataset_id, batch, index, known)
-        with ctx.catalog.session() as session:
-            row = session.get(SearchCandidate, row_id)
-            assert row is not None
-            row.status, row.reason, row.sha256 = status, reason, sha
-        if status == Status.DOWNLOADED:
-            staged.append(row_id)
-        elif status == Status.SEEN:
-            line.already_seen += 1
-            line.new = max(0, line.new - 1)
-        else:
-            line.failed += 1
-            line.new = max(0, line.new - 1)
-        if progress is not None:
-            progress(name, "download", 1)
-    return staged
-
-
-def _download_one(
-    ctx: Context,
-    client: ApiClient,
-    candidate: Candidate,
-    dataset_id: str,
-    batch: str,
-    index: int,
-    known: set[str],
-) -> tuple[str, str | None, str | None]:
-    try:
-        data = client.download(candidate.file_url)
-    except (LoraForgeError, ProviderError) as exc:
-        return Status.FAILED, str(exc), None
-    sha = sha256_hex(data)
-    if sha in known:
-        return Status.SEEN, "the dataset already holds these bytes", sha
-    known.add(sha)
-    fmt = sniff_format(data) or "jpg"
-    name = f"{candidate.provider}-{_safe(candidate.provider_id)}.{'jpg' if fmt == 'jpeg' else fmt}"
-    try:
-        ctx.store.put(upload_key(dataset_id, batch, index, name), data)
-    except LoraForgeError as exc:
-        return Status.FAILED, f"not staged: {exc}", sha
-    return Status.DOWNLOADED, None, sha
-
-
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)[:60] or "picture"
 
 
 def run_search(
