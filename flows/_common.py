@@ -7,8 +7,10 @@ select its work, `run_sharded` it (one retryable Prefect task per shard, the per
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from prefect import task
@@ -17,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from flows import configure_prefect
 from flows._lifecycle import LIFECYCLE_HOOKS, TrackedRun, tracked_run
+from flows.orchestration import call_task, in_flow_run, local_last_try, run_flow
 from loraforge import tasks
 from loraforge.errors import IncompleteRun
 from loraforge.stages.base import Item, Result, Stage
@@ -31,6 +34,10 @@ __all__ = [
     "run_sharded",
     "ProgressReporter",
     "configure_prefect",
+    "in_flow_run",
+    "call_task",
+    "publish_table",
+    "run_flow",
 ]
 T = TypeVar("T")
 R = TypeVar("R")
@@ -73,7 +80,18 @@ class ProgressReporter:
                 log.debug("progress artifact update failed", exc_info=True)
 
 
+def publish_table(**artifact: Any) -> None:
+    """A table artifact on the Prefect run, when there is one to show it (see flows._orchestration)."""
+    if not in_flow_run():
+        return
+    from prefect.artifacts import create_table_artifact
+
+    create_table_artifact(**artifact)
+
+
 def new_progress_artifact(kind: str) -> Any:
+    if not in_flow_run():
+        return None
     from prefect.artifacts import create_progress_artifact
 
     try:
@@ -154,12 +172,12 @@ def run_shard(
 
 
 def _is_last_try() -> bool:
-    """Whether this run of the shard task is its last one (outside a Prefect task run, the only one)."""
+    """Whether this run of the shard task is its last one (a Prefect task run's, or call_task's count)."""
     from prefect.context import TaskRunContext
 
     context = TaskRunContext.get()
     if context is None:
-        return True
+        return local_last_try()
     return context.task_run.run_count > (context.task.retries or 0)
 
 
@@ -186,7 +204,7 @@ def run_sharded(
     IncompleteRun names them, and the pictures of later shards, which would meet the same store, are
     not tried. What earlier shards and that shard's last try did is recorded.
     """
-    shard_task = run_shard.with_options(name=f"{run.kind}-shard")
+    shard_task = partial(call_task, run_shard.with_options(name=f"{run.kind}-shard"))
     records: list[R] = []
     offset = 0
     for shard in shards(items, run.shard_size):
@@ -217,9 +235,17 @@ def run_sharded(
 
 def _execute(ctx: Context, stage: Stage, items: Sequence[Item], **options: Any) -> list[Result]:
     """Run a stage where the settings say (inline, or the configured Ray cluster)."""
+    settings = ctx.settings
+    executor = options.pop("executor", None) or settings.executor
+    if executor == "auto":
+        executor = "ray" if _wants_ray(len(items), ctx) else "inline"
+    if executor == "inline" or not items:
+        # Importing Ray costs half a second: a small local run never pays it.
+        from loraforge.stages.runner import run_inline
+
+        return run_inline(stage, items, options.get("on_progress"), options.get("on_results"))
     from ray_tasks import run_stage
 
-    executor = options.pop("executor", None) or ctx.settings.executor
     return run_stage(
         stage,
         items,
@@ -235,11 +261,29 @@ def run_configured(ctx: Context, stage: Stage, items: Sequence[Item], **options:
     return _execute(ctx, stage, items, **options)
 
 
-def ray_has_gpu(ctx: Context) -> bool:
-    """Whether the executor the settings choose has a GPU to offer."""
-    if ctx.settings.executor != "ray":
-        import torch
+def _wants_ray(count: int, ctx: Context) -> bool:
+    """The auto executor: Ray for a cluster, a Ray this process already runs, or more than
+    `inline_max_images` pictures; else this process, since a local Ray takes seconds to start."""
+    settings = ctx.settings
+    return bool(settings.ray_address) or _ray_running() or count > settings.inline_max_images
 
+
+def _ray_running() -> bool:
+    ray = sys.modules.get("ray")
+    return ray is not None and bool(ray.is_initialized())
+
+
+def ray_has_gpu(ctx: Context) -> bool:
+    """Whether the executor the settings choose has a GPU to offer (a light install has no torch: none)."""
+    settings = ctx.settings
+    local = settings.executor == "inline" or (
+        settings.executor == "auto" and not settings.ray_address and not _ray_running()
+    )
+    if local:
+        try:
+            import torch
+        except ImportError:
+            return False
         return bool(torch.cuda.is_available())
     import ray
 

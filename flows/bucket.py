@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows._common import LIFECYCLE_HOOKS, ray_has_gpu, run_sharded, tracked_run
+from flows._common import LIFECYCLE_HOOKS, publish_table, ray_has_gpu, run_sharded, tracked_run
 from loraforge.catalog.models import Dataset
 from loraforge.stages.bucket import (
     BucketRecord,
@@ -62,14 +62,10 @@ def _record(session: Any, results: list[dict[str, Any]], *, stage: Any) -> Bucke
 
 
 def publish_summary_table(result: dict[str, Any]) -> None:
-    from prefect.artifacts import create_table_artifact
-
     rows = [
         {"bucket": label, "images": count} for label, count in result.get("images_per_bucket", {}).items()
     ]
     if rows:
-        create_table_artifact(table=rows, key="bucket-counts", description="Images per bucket")
+        publish_table(table=rows, key="bucket-counts", description="Images per bucket")
     if result["failures"]:
-        create_table_artifact(
-            table=result["failures"], key="bucket-failures", description="Pictures not done"
-        )
+        publish_table(table=result["failures"], key="bucket-failures", description="Pictures not done")

@@ -11,7 +11,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows._common import LIFECYCLE_HOOKS, TrackedRun, tracked_run
+from flows._common import LIFECYCLE_HOOKS, TrackedRun, publish_table, run_flow, tracked_run
 from flows.bucket import bucket_flow
 from flows.caption import caption_flow
 from flows.curate import curate_flow
@@ -38,15 +38,15 @@ def build_dataset_flow(
     with tracked_run("build", dataset_id, options, task_id=task_id) as run:
         run.set_total(len(STAGES))
         sub = {"dataset_id": dataset_id, "parent_id": run.task_id}
-        ingested = ingest_flow(options=options.ingest(), **sub)
+        ingested = run_flow(ingest_flow, options=options.ingest(), **sub)
         _stage_done(run)
-        curate_flow(options=options.curate(), **sub)
+        run_flow(curate_flow, options=options.curate(), **sub)
         _stage_done(run)
-        captioned = caption_flow(options=options.caption(), **sub)
+        captioned = run_flow(caption_flow, options=options.caption(), **sub)
         _stage_done(run)
-        bucket_flow(options=options.bucket(), **sub)
+        run_flow(bucket_flow, options=options.bucket(), **sub)
         _stage_done(run)
-        exported = export_flow(options=options.export(), out=out, overwrite=overwrite, **sub)
+        exported = run_flow(export_flow, options=options.export(), out=out, overwrite=overwrite, **sub)
         _stage_done(run)
         with run.ctx.catalog.session() as session:
             summary = build_summary(
@@ -66,9 +66,5 @@ def _stage_done(run: TrackedRun) -> None:
 
 
 def publish_summary(summary: dict[str, Any]) -> None:
-    from prefect.artifacts import create_table_artifact
-
     rows = [{"metric": key, "value": str(value)} for key, value in summary.items() if key != "notes"]
-    create_table_artifact(
-        table=rows, key="build-dataset-summary", description=f"Dataset {summary['dataset']}"
-    )
+    publish_table(table=rows, key="build-dataset-summary", description=f"Dataset {summary['dataset']}")

@@ -8,7 +8,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows._common import LIFECYCLE_HOOKS, ray_has_gpu, run_sharded, tracked_run
+from flows._common import LIFECYCLE_HOOKS, publish_table, ray_has_gpu, run_sharded, tracked_run
 from loraforge.captioning import max_tokens_for
 from loraforge.stages.caption import (
     CaptionRecord,
@@ -91,13 +91,11 @@ def caption_flow(
 
 
 def publish_tables(result: dict[str, Any]) -> None:
-    from prefect.artifacts import create_table_artifact
-
     if result["failures"]:
-        create_table_artifact(
+        publish_table(
             table=result["failures"], key="caption-failures", description="Pictures without a caption"
         )
     if result["warning_details"]:
-        create_table_artifact(
+        publish_table(
             table=result["warning_details"], key="caption-warnings", description="Captions to check"
         )

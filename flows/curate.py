@@ -7,7 +7,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows._common import LIFECYCLE_HOOKS, run_sharded, tracked_run
+from flows._common import LIFECYCLE_HOOKS, call_task, publish_table, run_sharded, tracked_run
 from loraforge.catalog.models import Dataset
 from loraforge.stages.context import open_context
 from loraforge.stages.curate import (
@@ -60,7 +60,7 @@ def curate_flow(
         record = MeasureRecord()
         for shard_record in run_sharded(run, stage, items, record_features):
             record.merge(shard_record)
-        summary = decide_dataset(dataset_id, config)
+        summary = call_task(decide_dataset, dataset_id, config)
         result = {
             "target": config.target,
             "thresholds": config.thresholds,
@@ -77,12 +77,10 @@ def curate_flow(
 
 
 def publish_summary_table(result: dict[str, Any]) -> None:
-    from prefect.artifacts import create_table_artifact
-
-    create_table_artifact(
+    publish_table(
         table=summary_rows(result), key="curate-summary", description="Curation outcome per picture"
     )
     if result["failures"]:
-        create_table_artifact(
+        publish_table(
             table=result["failures"], key="curate-failures", description="Pictures that could not be measured"
         )

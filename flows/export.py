@@ -11,7 +11,14 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows._common import LIFECYCLE_HOOKS, ProgressReporter, TrackedRun, tracked_run
+from flows._common import (
+    LIFECYCLE_HOOKS,
+    ProgressReporter,
+    TrackedRun,
+    call_task,
+    in_flow_run,
+    tracked_run,
+)
 from loraforge.catalog.models import Dataset
 from loraforge.errors import CatalogError, NotFound, StorageError
 from loraforge.stages.export import ExportOutcome, ExportRequest, local_outputs, plan_export, write_export
@@ -87,7 +94,16 @@ def export_flow(
     """
     out_dir, zip_path = local_outputs(out, zip=options.zip)
     with tracked_run("export", dataset_id, options, task_id=task_id, parent_id=parent_id) as run:
-        outcome = export_write(run, dataset_id, options, out_dir, zip_path, overwrite)
+        outcome = call_task(
+            export_write,
+            run,
+            dataset_id,
+            options,
+            out_dir,
+            zip_path,
+            overwrite,
+            retry_if=lambda exc: isinstance(exc, _TRANSIENT),
+        )
         result = {"format": options.format, **outcome.to_dict()}
         run.complete(result)
     publish_summary(result)
@@ -95,6 +111,8 @@ def export_flow(
 
 
 def publish_summary(result: dict[str, Any]) -> None:
+    if not in_flow_run():
+        return
     from prefect.artifacts import create_markdown_artifact
 
     warnings = "\n".join(f"- {line}" for line in result["warnings"]) or "none"

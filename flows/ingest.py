@@ -8,7 +8,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows._common import LIFECYCLE_HOOKS, run_sharded, tracked_run
+from flows._common import LIFECYCLE_HOOKS, publish_table, run_sharded, tracked_run
 from loraforge.stages.ingest import (
     IngestStage,
     IngestSummary,
@@ -61,14 +61,10 @@ def ingest_flow(
 
 
 def publish_failures_table(summary: IngestSummary) -> None:
-    from prefect.artifacts import create_table_artifact
-
     rows = [{"filename": r["filename"], "reason": f"not stored: {r['error']}"} for r in summary.not_stored]
     rows += summary.failed + [
         {"filename": d["filename"], "reason": f"exact duplicate of {d['duplicate_of']}"}
         for d in summary.duplicates
     ]
     if rows:
-        create_table_artifact(
-            table=rows, key="ingest-skipped", description="Pictures not added, with reasons"
-        )
+        publish_table(table=rows, key="ingest-skipped", description="Pictures not added, with reasons")

@@ -38,6 +38,7 @@ def sync_sources_flow() -> dict[str, Any]:
     A dataset with a run in progress is skipped this time, not queued: the next tick picks it up.
     """
     from flows.ingest import ingest_flow
+    from flows.orchestration import run_flow
 
     ctx = open_context()
     with ctx.catalog.session() as session:
@@ -47,7 +48,7 @@ def sync_sources_flow() -> dict[str, Any]:
     skipped: dict[str, str] = {}
     for dataset_id, folders in watched:
         try:
-            summary = ingest_flow(dataset_id, IngestOptions(sources=folders))
+            summary = run_flow(ingest_flow, dataset_id, IngestOptions(sources=folders))
         except Conflict as exc:
             skipped[dataset_id] = str(exc)
             logger.info("dataset %s is busy; synced on a later run", dataset_id)

@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows._common import LIFECYCLE_HOOKS, TrackedRun, tracked_run
 from flows.export import export_flow
+from flows.orchestration import run_flow
 from loraforge.errors import InvalidInput
 from loraforge.stages.datasets import get_dataset
 from loraforge.stages.options import ExportOptions
@@ -57,7 +58,7 @@ def train_flow(
         plan = service.plan_training(client, options, trigger_word=trigger_word)
         run.check_cancelled()
 
-        exported = export_flow(dataset_id, ExportOptions(format="replicate"), parent_id=run.task_id)
+        exported = run_flow(export_flow, dataset_id, ExportOptions(format="replicate"), parent_id=run.task_id)
         if not exported["images"]:
             raise InvalidInput("nothing to train on: the dataset's export holds no pictures")
         run.check_cancelled()

@@ -1,4 +1,5 @@
-"""Caption length in text-encoder tokens: CLIP's BPE (shipped inside open_clip) or a close approximation."""
+"""Caption length in text-encoder tokens: CLIP's BPE (its vocabulary ships with open_clip) or a close
+approximation when that is not installed."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import logging
 import re
 from collections.abc import Callable
 from functools import lru_cache
+
+from loraforge.captioning.clip_bpe import ClipBpe, merges_path
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +45,12 @@ def approximate_token_count(text: str) -> int:
 
 
 @lru_cache(maxsize=1)
-def _clip_tokenizer() -> object | None:
-    try:
-        from open_clip.tokenizer import SimpleTokenizer
-
-        return SimpleTokenizer()
-    except Exception as exc:  # pragma: no cover - depends on the installed packages
-        logger.warning("CLIP tokenizer unavailable (%s); caption lengths are approximated", exc)
+def _clip_tokenizer() -> ClipBpe | None:
+    path = merges_path()
+    if path is None:
+        logger.info("CLIP's vocabulary is not installed (the models extra); caption lengths are approximated")
         return None
+    return ClipBpe(path)
 
 
 def clip_token_count(text: str) -> int:
@@ -57,4 +58,4 @@ def clip_token_count(text: str) -> int:
     tokenizer = _clip_tokenizer()
     if tokenizer is None:
         return approximate_token_count(text)
-    return len(tokenizer.encode(text)) + _SPECIAL_TOKENS  # type: ignore[attr-defined]
+    return tokenizer.count(text) + _SPECIAL_TOKENS

@@ -314,7 +314,7 @@ def build_bucket_stage(
     """The stage as every run builds it (the benchmark too); model detectors get a GPU when one is there."""
     config = bucket_config(options, target=target)
     needs_model = options.face_detector not in LIGHT_DETECTORS
-    gpus = 1.0 if needs_model and ctx.settings.executor == "ray" and gpu_available() else 0.0
+    gpus = 1.0 if needs_model and ctx.settings.executor != "inline" and gpu_available() else 0.0
     return BucketStage(
         store_config=ctx.store_config,
         max_pixels=ctx.settings.max_image_pixels,

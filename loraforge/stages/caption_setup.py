@@ -135,7 +135,7 @@ def build_caption_stage(
     if isinstance(captioner, TransformersCaptioner):
         num_gpus = request.num_gpus if request.num_gpus is not None else (1.0 if gpu_available() else 0.0)
         # Ray workers see the GPUs even with num_gpus=0, so a CPU actor is told its device explicitly.
-        captioner.device = "cuda" if num_gpus > 0 else ("cpu" if settings.executor == "ray" else None)
+        captioner.device = "cuda" if num_gpus > 0 else "cpu"
         if num_gpus == 0:
             cpu_threads = max(1, (os.cpu_count() or 1) // max(1, pool_size or 1))
     return CaptionStage(

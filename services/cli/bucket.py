@@ -26,6 +26,7 @@ def bucket(options: BucketOptions, *, dataset: str, workspace: str, as_json: boo
     dataset_id = resolve_dataset(ctx, dataset, workspace)
     check_bucket_options(ctx, dataset_id, options)  # a usage error, reported before any flow starts
     from flows.bucket import bucket_flow
+    from flows.orchestration import run_flow
 
     summary = run_with_progress(
         ctx,
@@ -34,7 +35,7 @@ def bucket(options: BucketOptions, *, dataset: str, workspace: str, as_json: boo
         dataset_id=dataset_id,
         params=options.model_dump(mode="json"),
         show=not as_json,
-        run=lambda task_id: bucket_flow(dataset_id, options, task_id=task_id),
+        run=lambda task_id: run_flow(bucket_flow, dataset_id, options, task_id=task_id),
     )
     if as_json:
         emit_json(summary)

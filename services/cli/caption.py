@@ -35,6 +35,7 @@ def caption(options: CaptionOptions, *, dataset: str, workspace: str, as_json: b
     ctx = cli_context()
     dataset_id = resolve_dataset(ctx, dataset, workspace)
     from flows.caption import caption_flow
+    from flows.orchestration import run_flow
 
     summary = run_with_progress(
         ctx,
@@ -43,7 +44,7 @@ def caption(options: CaptionOptions, *, dataset: str, workspace: str, as_json: b
         dataset_id=dataset_id,
         params=options.model_dump(mode="json"),
         show=not as_json,
-        run=lambda task_id: caption_flow(dataset_id, options, task_id=task_id),
+        run=lambda task_id: run_flow(caption_flow, dataset_id, options, task_id=task_id),
     )
     if as_json:
         emit_json(summary)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from loraforge.catalog.db import current_revision
-from loraforge.config import get_settings
-from loraforge.stages.context import open_context
 from services.cli.main import db_app, handle_errors, out_console
 
 
@@ -12,6 +9,10 @@ from services.cli.main import db_app, handle_errors, out_console
 @handle_errors
 def upgrade() -> None:
     """Bring the catalog schema up to date (also done automatically on first use)."""
+    from loraforge.catalog.db import current_revision
+    from loraforge.config import get_settings
+    from loraforge.stages.context import open_context
+
     ctx = open_context(get_settings())
     ctx.catalog.ensure_schema()
     out_console.print(f"catalog at revision {current_revision(ctx.catalog.engine)}")

@@ -92,6 +92,7 @@ def export(
     if not as_json:
         err_console.print(report.summary(), highlight=False, markup=False, soft_wrap=True)
     from flows.export import export_flow
+    from flows.orchestration import run_flow
 
     try:
         result = run_with_progress(
@@ -101,8 +102,8 @@ def export(
             dataset_id=dataset_id,
             params=options.model_dump(mode="json"),
             show=not as_json,
-            run=lambda task_id: export_flow(
-                dataset_id, options, task_id=task_id, out=out, overwrite=overwrite
+            run=lambda task_id: run_flow(
+                export_flow, dataset_id, options, task_id=task_id, out=out, overwrite=overwrite
             ),
         )
     except InvalidInput as exc:

@@ -26,6 +26,7 @@ def ingest(options: IngestOptions, *, dataset: str, workspace: str, as_json: boo
     ctx = cli_context()
     dataset_id = resolve_dataset(ctx, dataset, workspace, create=True)
     from flows.ingest import ingest_flow
+    from flows.orchestration import run_flow
 
     summary = run_with_progress(
         ctx,
@@ -34,7 +35,7 @@ def ingest(options: IngestOptions, *, dataset: str, workspace: str, as_json: boo
         dataset_id=dataset_id,
         params=options.model_dump(mode="json"),
         show=not as_json,
-        run=lambda task_id: ingest_flow(dataset_id, options, task_id=task_id),
+        run=lambda task_id: run_flow(ingest_flow, dataset_id, options, task_id=task_id),
     )
     if as_json:
         emit_json(summary)

@@ -12,7 +12,6 @@ from rich.table import Table
 from loraforge.errors import InvalidInput
 from loraforge.stages.options import BuildOptions
 from loraforge.training.options import TrainOptions
-from loraforge.training.provider import replicate_client
 from services.cli.caption import print_trigger_warning
 from services.cli.ingest import check_sources
 from services.cli.main import app, emit_json, err_console, out_console
@@ -76,14 +75,15 @@ def run(
         target=options.target,
     )
     from flows.build_dataset import build_dataset_flow
+    from flows.orchestration import run_flow
 
     summary = run_with_stage_bars(
         ctx,
         dataset_id=dataset_id,
         params=options.model_dump(mode="json"),
         show=not as_json,
-        run=lambda task_id: build_dataset_flow(
-            dataset_id, options, task_id=task_id, out=out, overwrite=overwrite
+        run=lambda task_id: run_flow(
+            build_dataset_flow, dataset_id, options, task_id=task_id, out=out, overwrite=overwrite
         ),
     )
     if not as_json:
@@ -108,6 +108,8 @@ def train_options(destination: str | None) -> TrainOptions | None:
         options = TrainOptions(destination=destination)
     except ValidationError:
         raise InvalidInput(f"--train: a Replicate model name, owner/name, not {destination!r}") from None
+    from loraforge.training.provider import replicate_client
+
     replicate_client()
     return options
 

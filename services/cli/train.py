@@ -88,6 +88,7 @@ def start_training(ctx: Context, dataset_id: str, options: TrainOptions, *, show
         records.refuse_if_active(session, dataset_id, options.destination)
         trigger_word = get_dataset(session, dataset_id).trigger_word
     service.plan_training(provider.replicate_client(), options, trigger_word=trigger_word)
+    from flows.orchestration import run_flow
     from flows.train import train_flow
 
     result: dict[str, Any] = run_with_progress(
@@ -97,7 +98,7 @@ def start_training(ctx: Context, dataset_id: str, options: TrainOptions, *, show
         dataset_id=dataset_id,
         params=options.model_dump(mode="json"),
         show=show,
-        run=lambda task_id: train_flow(dataset_id, options, task_id=task_id),
+        run=lambda task_id: run_flow(train_flow, dataset_id, options, task_id=task_id),
     )
     return result
 

@@ -12,13 +12,15 @@ from pathlib import Path
 from tests.support.images import real_photo_paths
 
 # Loaded by Python at start-up (it is on PYTHONPATH): writes to file descriptor 1 while the command runs
-# and again at exit, as Ray's and native libraries' messages do, bypassing sys.stdout.
+# (when the flow's module is imported) and again at exit, as Ray's and native libraries' messages do,
+# bypassing sys.stdout.
 NOISE = """
-import atexit, os, threading
+import atexit, os, sys
 atexit.register(os.write, 1, b"noise at exit\\n")
-timer = threading.Timer(4.0, os.write, args=(1, b"noise while running\\n"))
-timer.daemon = True
-timer.start()
+def noise(event, args):
+    if event == "import" and args[0] == "flows.ingest":
+        os.write(1, b"noise while running\\n")
+sys.addaudithook(noise)
 """
 
 
