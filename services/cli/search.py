@@ -161,19 +161,17 @@ def _bars(
 
 def print_search_summary(outcome: SearchOutcome, query: str, dataset: str) -> None:
     table = Table(title=f'search "{query}" into {dataset}')
-    for column in ("provider", "found", "new", "already seen", "refused licence", "refused rating"):
-        table.add_column(column, justify="left" if column == "provider" else "right")
-    for column in ("refused size", "failed", "added"):
+    table.add_column("provider", no_wrap=True)
+    for column in ("found", "new", "already\nseen", "refused\n(licence, rating, size)", "failed", "added"):
         table.add_column(column, justify="right")
     for line in outcome.providers.values():
+        refused = line.refused
         table.add_row(
             line.provider,
             str(line.found),
             str(line.new),
             str(line.already_seen),
-            str(line.refused["licence"]),
-            str(line.refused["rating"]),
-            str(line.refused["size"]),
+            f"{sum(refused.values())} ({refused['licence']}, {refused['rating']}, {refused['size']})",
             str(line.failed),
             str(line.added),
         )

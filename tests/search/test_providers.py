@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from loraforge.errors import InvalidInput
 from loraforge.sources.enumerate import SourceLimits
 from loraforge.sources.search import get_provider
 from loraforge.sources.search.base import Rating, SearchTerms
@@ -222,3 +223,12 @@ def test_downloads_carry_no_key() -> None:
     assert files and all(
         "x-subscription-token" not in r.headers and "authorization" not in r.headers for r in files
     )
+
+
+def test_a_picture_url_naming_a_private_address_is_refused() -> None:
+    """A provider's answer names the file: a name resolving to a private address is never fetched."""
+    strict = SourceLimits(max_file_bytes=10**7, max_zip_ratio=100, max_zip_total_bytes=10**9, url_timeout_s=2)
+    with running("danbooru") as fake:
+        api = client(fake, limits=strict, resolver=lambda host, port, *_: [(2, 1, 6, "", ("10.0.0.7", port))])
+        with pytest.raises(InvalidInput, match="non-public address 10.0.0.7"):
+            api.download("http://cdn.example/files/1.jpg")
