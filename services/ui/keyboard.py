@@ -27,8 +27,10 @@ _PAGE_SCRIPT = r"""
   const caption = () => document.querySelector('.st-key-caption_box textarea');
   document.addEventListener('keydown', (event) => {
     const target = event.target;
-    const typing = target && (target.tagName === 'TEXTAREA' || target.tagName === 'INPUT' ||
-                              target.tagName === 'SELECT' || target.isContentEditable);
+    const typed = ['text', 'search', 'password', 'number', 'email', 'url', 'tel'];
+    const typing = target && (target.tagName === 'TEXTAREA' || target.tagName === 'SELECT' ||
+                              (target.tagName === 'INPUT' && typed.includes(target.type)) ||
+                              target.isContentEditable);
     if (typing) {
       if (target === caption()) {
         if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {

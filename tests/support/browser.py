@@ -20,6 +20,8 @@ import httpx
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VIEWPORT = {"width": 1280, "height": 800}
+SCREENSHOTS_ENV = os.environ.get("LORAFORGE_SCREENSHOTS")
+"""Read at import: the stack fixtures clear LORAFORGE_* variables before a test runs."""
 
 
 def free_port() -> int:
@@ -43,6 +45,7 @@ def running_dashboard(env: dict[str, str], logs: Path) -> Iterator[Dashboard]:
     """`loraforge serve` and `loraforge ui` on free loopback ports, stopped (with what they started) after."""
     exe = shutil.which("loraforge", path=str(Path(sys.executable).parent)) or "loraforge"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("LORAFORGE_")} | env
+    full_env["PYTHONUNBUFFERED"] = "1"  # the logs are read when a start fails
     api_port, ui_port = free_port(), free_port()
     api_url, ui_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}"
     logs.mkdir(parents=True, exist_ok=True)
@@ -109,6 +112,6 @@ class Screenshots:
 
 
 def screenshots_folder(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("LORAFORGE_SCREENSHOTS") or tmp_path / "screenshots")
+    folder = Path(SCREENSHOTS_ENV or tmp_path / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder

@@ -35,6 +35,7 @@ FLASH_KEY = "review_flash"
 
 
 def show_review(dataset: dict[str, Any]) -> None:
+    review_shortcuts()  # first: the keys work as soon as the page shows
     review = review_state(dataset["id"])
     filters = show_filters(dataset["id"])
     grid, detail = st.columns([3, 2], gap="medium")
@@ -43,7 +44,6 @@ def show_review(dataset: dict[str, Any]) -> None:
     with detail, st.container(key="detail_panel"):
         if listing is not None:
             show_detail(dataset, review, listing.get("checks", {}))
-    review_shortcuts()
 
 
 def show_filters(dataset_id: str) -> dict[str, Any]:
