@@ -14,6 +14,7 @@ from prefect import flow, get_run_logger
 
 from loraforge import maintenance, tasks
 from loraforge.errors import Conflict, LoraForgeError
+from loraforge.sources.search import sync_saved_searches
 from loraforge.stages.context import Context, open_context
 from loraforge.stages.options import IngestOptions
 from loraforge.training import records as training_records
@@ -33,7 +34,8 @@ def reap_stale_tasks_flow() -> dict[str, Any]:
 
 @flow(name="sync-sources")
 def sync_sources_flow() -> dict[str, Any]:
-    """Re-ingest the folders each dataset watches (`loraforge sources watch`); only new pictures are added.
+    """Re-ingest the folders each dataset watches (`loraforge sources watch`) and re-run the saved image
+    searches of the datasets that opted in (`loraforge search --sync on`); only new pictures are added.
 
     A dataset with a run in progress is skipped this time, not queued: the next tick picks it up.
     """
@@ -54,7 +56,14 @@ def sync_sources_flow() -> dict[str, Any]:
             logger.info("dataset %s is busy; synced on a later run", dataset_id)
             continue
         synced[dataset_id] = {key: summary[key] for key in ("found", "added", "failed")}
-    return {"synced": synced, "skipped": skipped}
+    # Datasets that opted in (`loraforge search --sync on`) re-run their saved image searches.
+    searches = sync_saved_searches(
+        ctx,
+        ingest_for=lambda dataset_id: (
+            lambda batch: run_flow(ingest_flow, dataset_id, IngestOptions(upload_batch=batch))
+        ),
+    )
+    return {"synced": synced, "skipped": skipped, "searches": searches}
 
 
 @flow(name="sync-trainings")

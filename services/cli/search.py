@@ -120,6 +120,7 @@ def parse_ratings(value: str) -> frozenset[Rating] | None:
 
 def _ingest(ctx: Context, dataset_id: str, as_json: bool, *, before: Callable[[], None]) -> Any:
     from flows.ingest import ingest_flow
+    from flows.orchestration import run_flow
 
     def ingest(batch: str) -> dict[str, Any]:
         before()  # one live display at a time: the search bars end where the ingest bar starts
@@ -131,7 +132,7 @@ def _ingest(ctx: Context, dataset_id: str, as_json: bool, *, before: Callable[[]
             dataset_id=dataset_id,
             params=options.model_dump(mode="json"),
             show=not as_json,
-            run=lambda task_id: ingest_flow(dataset_id, options, task_id=task_id),
+            run=lambda task_id: run_flow(ingest_flow, dataset_id, options, task_id=task_id),
         )
 
     return ingest

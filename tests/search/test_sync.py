@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from loraforge.catalog.models import Dataset, Image
+from loraforge.errors import Conflict
 from loraforge.sources.search import SearchRequest, run_search, sync_saved_searches
 from loraforge.stages.context import Context, open_context
 from loraforge.stages.datasets import ensure_dataset
@@ -49,7 +50,9 @@ def test_opted_in_datasets_rerun_their_saved_queries(fakes: dict[str, FakeProvid
     with ctx.catalog.session() as session:
         assert session.get(Dataset, synced_id).settings["sync_searches"] is True  # type: ignore[union-attr]
 
-    outcome = sync_saved_searches(ctx, ingest_for=ingest_for)
+    from flows.maintenance import sync_sources_flow
+
+    outcome = sync_sources_flow()["searches"]  # the scheduled source-sync job
     assert list(outcome["synced"]) == [f"{synced_id}:1girl"] and outcome["failed"] == {}
     assert images(ctx, synced_id) == 10 and images(ctx, quiet_id) == 5
     # It continued from the cursor: Danbooru was asked for posts below the lowest id taken so far.
@@ -57,3 +60,23 @@ def test_opted_in_datasets_rerun_their_saved_queries(fakes: dict[str, FakeProvid
 
     CliRunner().invoke(app, ["search", "--dataset", "synced", "--sync", "off"])
     assert sync_saved_searches(ctx, ingest_for=ingest_for)["synced"] == {}
+
+
+def test_a_busy_dataset_keeps_its_downloads_for_the_next_run() -> None:
+    from loraforge import tasks
+    from loraforge.catalog.models import SearchCandidate
+
+    ctx = open_context()
+    with ctx.catalog.session() as session:
+        dataset_id = ensure_dataset(session, "busy").id
+        task_id = tasks.create_task(session, kind="curate", dataset_id=dataset_id).id
+    request = SearchRequest("1girl", providers=("gelbooru",), ratings=None, limit=3)
+    with pytest.raises(Conflict, match="busy"):
+        run_search(ctx, dataset_id, request, ingest=ingest_for(dataset_id))
+    with ctx.catalog.session() as session:
+        statuses = session.scalars(select(SearchCandidate.status)).all()
+        assert sorted(statuses) == ["found"] * 3
+        assert not list(ctx.store.list(f"uploads/{dataset_id}/"))
+        tasks.end_task(session, task_id, tasks.TaskStatus.CANCELLED, "test")
+    again = run_search(ctx, dataset_id, request, ingest=ingest_for(dataset_id))
+    assert again.providers["gelbooru"].added == 3 and images(ctx, dataset_id) == 3

@@ -28,6 +28,7 @@ from loraforge.sources.search.request import (
     SearchOutcome,
     SearchRequest,
 )
+from loraforge.storage.keys import upload_prefix
 
 MAX_PAGES_PER_RUN = 50
 """A query whose results all fail the filters stops after this many pages (the cursor keeps the place)."""
@@ -162,7 +163,12 @@ def _ingest_candidates(
     outcome.candidate_ids = staged
     if not staged:
         return outcome
-    outcome.ingest = ingest(batch)
+    try:
+        outcome.ingest = ingest(batch)
+    except BaseException:
+        # Not ingested (the dataset busy, the run failed): the pictures wait for the next run, not lost.
+        _put_back(ctx, dataset_id, batch, staged)
+        raise
     with ctx.catalog.session() as session:
         records.record_provenance(session, dataset_id, staged)
         rows = session.execute(
@@ -175,6 +181,19 @@ def _ingest_candidates(
         else:
             line.failed += 1
     return outcome
+
+
+def _put_back(ctx: Context, dataset_id: str, batch: str, candidate_ids: Sequence[str]) -> None:
+    with ctx.catalog.session() as session:
+        for row in session.scalars(
+            select(SearchCandidate).where(SearchCandidate.id.in_(list(candidate_ids)))
+        ):
+            row.status, row.reason = Status.FOUND, "downloaded, not ingested: tried again on the next run"
+    try:
+        for info in list(ctx.store.list(upload_prefix(dataset_id, batch))):
+            ctx.store.delete(info.key)
+    except LoraForgeError:  # the integrity check removes what stays behind once it is old
+        pass
 
 
 def sync_saved_searches(ctx: Context, *, ingest_for: Callable[[str], Ingest]) -> dict[str, Any]:

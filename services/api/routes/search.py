@@ -218,6 +218,7 @@ def _add_in_background(ctx: Context, dataset_id: str, search_id: str, ids: list[
     """Download (the task RUNNING, beating as each picture arrives), the normal ingest of the batch as a
     sub-run, then link provenance; the task completes with each provider's line and the ingest summary."""
     from flows.ingest import ingest_flow
+    from flows.orchestration import run_flow
     from services.api.pipeline import prefect_settings
 
     def beat(_provider: str, _step: str, _n: int) -> None:
@@ -228,7 +229,7 @@ def _add_in_background(ctx: Context, dataset_id: str, search_id: str, ids: list[
     def ingest(batch: str) -> dict[str, Any]:
         with prefect_settings(ctx.settings.prefect_api_url):
             # A sub-run, as a build's stages are: this task ends after provenance is linked.
-            summary = ingest_flow(dataset_id, IngestOptions(upload_batch=batch), parent_id=task_id)
+            summary = run_flow(ingest_flow, dataset_id, IngestOptions(upload_batch=batch), parent_id=task_id)
         return summary  # type: ignore[no-any-return]
 
     try:
