@@ -233,6 +233,8 @@ def test_a_whole_session_in_the_browser(dashboard: Dashboard, tmp_path: Path) ->
         captions = {n: c["caption"] for n, c in cards(api, alice["id"]).items() if c["caption"]}
         assert captions and all("portrait" in text and "photo " not in text for text in captions.values())
         assert captions[names[2]].endswith("smiling")
+        settle(page)
+        assert page.locator(".st-key-caption_box textarea").input_value() == captions[detail_title(page)]
         page.get_by_test_id("stCheckbox").filter(has_text="Pick").first.click()  # one pick, to see it go
         settle(page)
         assert page.get_by_text("Bulk edit · 1 picked").count() == 1
@@ -286,7 +288,7 @@ def test_a_whole_session_in_the_browser(dashboard: Dashboard, tmp_path: Path) ->
     assert len(pictures) == len(texts) >= 3
     assert exported <= kept and Path(names[1]).stem in exported
     assert Path(names[0]).stem not in exported  # the picture rejected by keyboard is not exported
-    assert all("portrait" in text for text in texts.values())
+    assert all("portrait" in text for text in texts.values()), texts
     assert any(text.strip().endswith("smiling") for text in texts.values())
     assert len(shots.taken) >= 8
     print("\ntimings a user feels (s):", {k: round(v, 2) for k, v in timings.items()})

@@ -230,7 +230,9 @@ def show_preview(image: dict[str, Any]) -> None:
 
 def show_caption(dataset_id: str, image: dict[str, Any]) -> None:
     active = next((c for c in image["captions"] if c["is_active"]), None)
-    key = f"caption-{image['id']}"
+    # Keyed by the caption row: any save (here or in bulk) makes a new row, so the box never keeps
+    # showing, and later sends back, text the catalog no longer holds.
+    key = f"caption-{image['id']}-{active['id'] if active else 'none'}"
     with st.container(key="caption_box"):
         st.text_area(
             "Caption (saves when you leave it; Ctrl+Enter saves and opens the next)",

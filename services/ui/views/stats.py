@@ -146,12 +146,13 @@ def show_upscales(cards: pd.DataFrame) -> None:
 
 
 def show_exports(dataset: dict[str, Any]) -> None:
-    exports = api().exports(dataset["id"])
+    exports = list(reversed(api().exports(dataset["id"])))  # the API lists oldest first: newest on top
     if not exports:
         st.info("No exports yet: run the pipeline (or the export stage) on the Pipeline page.")
-    for export in exports:
+    for number, export in zip(range(len(exports), 0, -1), exports, strict=True):
         with st.container(border=True):
-            st.markdown(f"**{export['format']}** · {export['status']} · {export['image_count']} pictures")
+            summary = f"{export['format']} · {export['status']} · {export['image_count']} pictures"
+            st.markdown(f"**Version {number}** · {summary}")
             st.caption(f"{export['created_at'][:19].replace('T', ' ')} UTC · {export['bytes']:,} bytes")
             if export["object_key"]:
                 st.download_button(
