@@ -38,11 +38,19 @@ def sniff_format(data: bytes, declared: str) -> str:
     return declared.lower().replace("jpg", "jpeg")
 
 
-def prepare_image(data: bytes, *, declared_format: str, convert_to: str, jpeg_quality: int) -> PreparedImage:
-    """Pass jpeg/png through byte for byte; decode anything else and re-encode it (originals untouched)."""
+def prepare_image(
+    data: bytes, *, declared_format: str, convert_to: str, jpeg_quality: int, keep_webp: bool = False
+) -> PreparedImage:
+    """Pass jpeg/png through byte for byte; decode anything else and re-encode it (originals untouched).
+
+    WebP, which some trainers read badly, passes through only with `keep_webp`: pictures the bucket
+    stage wrote as WebP because the user asked for `--image-format webp`.
+    """
     fmt = sniff_format(data, declared_format)
     if fmt in _PASS_THROUGH:
         return PreparedImage(data, _PASS_THROUGH[fmt])
+    if fmt == "webp" and keep_webp:
+        return PreparedImage(data, "webp")
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:

@@ -145,6 +145,7 @@ class ExportWriter:
                 declared_format=item.source_format,
                 convert_to=self.spec.convert_to,
                 jpeg_quality=self.spec.jpeg_quality,
+                keep_webp=item.bucket is not None,
             )
             mask = None
             if masks and item.faces:

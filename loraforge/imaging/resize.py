@@ -24,6 +24,9 @@ _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
 _ENCODERS: dict[str, dict[str, Any]] = {
     "jpeg": {"format": "JPEG", "subsampling": 0},
     "png": {"format": "PNG", "compress_level": 6},
+    # Lossy WebP at the JPEG quality: about 30% smaller than JPEG for the same look; method 4 is
+    # Pillow's default speed/size balance.
+    "webp": {"format": "WEBP", "method": 4},
 }
 
 
@@ -94,12 +97,12 @@ def to_srgb(image: Image.Image, icc_profile: bytes) -> Image.Image:
 
 
 def encode(image: Image.Image, fmt: str = "jpeg", quality: int = 95) -> bytes:
-    """JPEG (4:4:4 chroma, given quality) or PNG bytes of an RGB image."""
+    """JPEG (4:4:4 chroma, given quality), PNG or WebP (given quality) bytes of an RGB image."""
     try:
         options = dict(_ENCODERS[fmt.lower()])
     except KeyError:
         raise InvalidInput(f"unknown output format {fmt!r}; choose one of {', '.join(_ENCODERS)}") from None
-    if options["format"] == "JPEG":
+    if options["format"] in ("JPEG", "WEBP"):
         options["quality"] = quality
     buffer = io.BytesIO()
     image.save(buffer, **options)

@@ -69,7 +69,11 @@ __all__ = [
 
 # Detectors cheap enough to build inside any task; the others hold a model and run in an actor pool.
 LIGHT_DETECTORS = frozenset({"opencv"})
-_FORMATS = {"jpg": ("jpeg", "image/jpeg"), "png": ("png", "image/png")}
+_FORMATS = {
+    "jpg": ("jpeg", "image/jpeg"),
+    "png": ("png", "image/png"),
+    "webp": ("webp", "image/webp"),
+}
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
 # One detector per worker process, shared by every task that process runs.
 _DETECTOR_CACHE: dict[tuple[str, str | None, int], FaceDetector] = {}
@@ -126,7 +130,8 @@ class BucketStage:
     face_margin: float = 0.25
     subject_fallback: bool = True
     """Without faces, centre the crop on the most salient region instead of the picture centre."""
-    output_format: str = "jpg"
+    output_format: str = "auto"
+    """jpg, png, webp, or auto: PNG sources stay PNG (lossless, as their author chose), the rest JPEG."""
     jpeg_quality: int = 95
     detect_area: int = 512 * 384
     """Pixels of the copy the face detector sees, whatever the aspect ratio. Detection costs grow with it;
@@ -143,8 +148,10 @@ class BucketStage:
     stateful: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.output_format not in _FORMATS:
-            raise InvalidInput(f"unknown output format {self.output_format!r}; choose jpg or png")
+        if self.output_format != "auto" and self.output_format not in _FORMATS:
+            raise InvalidInput(
+                f"unknown image format {self.output_format!r}; choose auto, {', '.join(_FORMATS)}"
+            )
         if self.detector not in detector_names():
             raise InvalidInput(
                 f"unknown face detector {self.detector!r}; choose {', '.join(detector_names())}"
@@ -176,8 +183,14 @@ class BucketStage:
             "face_margin": self.face_margin,
             "subject_fallback": self.subject_fallback,
             "format": self.output_format,
-            "quality": self.jpeg_quality if self.output_format == "jpg" else None,
+            "quality": self.jpeg_quality if self.output_format != "png" else None,
         }
+
+    def file_format(self, source_format: str | None) -> str:
+        """The format a picture is written in: the chosen one, or under auto PNG for PNG sources."""
+        if self.output_format != "auto":
+            return self.output_format
+        return "png" if source_format == "PNG" else "jpg"
 
     def setup(self) -> None:
         if self._store is None:
@@ -241,11 +254,10 @@ class BucketStage:
         rendered = render_crop(image, box, bucket)
         if rendered.size != (bucket.width, bucket.height):
             raise AssertionError(f"rendered {rendered.size}, bucket {bucket.label}")
-        codec, content_type = _FORMATS[self.output_format]
+        fmt = self.file_format(opened.format)
+        codec, content_type = _FORMATS[fmt]
         payload = encode(rendered, codec, quality=self.jpeg_quality)
-        key = derived_key(
-            self.dataset_id, item["image_id"], BUCKET_KIND, self.params_hash, self.output_format
-        )
+        key = derived_key(self.dataset_id, item["image_id"], BUCKET_KIND, self.params_hash, fmt)
         # Object first, row later (the driver): a crash leaves at worst an unreferenced object.
         self._store.put(key, payload, content_type=content_type)
         return {
@@ -323,6 +335,6 @@ def build_bucket_stage(
         detector=options.face_detector,
         detector_weights=options.face_weights,
         face_margin=options.face_margin,
-        output_format=options.output_format,
+        output_format=options.image_format,
         num_gpus=gpus,
     )

@@ -28,6 +28,7 @@ from loraforge.targets import TARGET_MODELS
 TargetModel = Literal["sd15", "sdxl", "flux"]
 CaptionerKind = Literal["auto", "blip", "git", "florence2", "openai", "template"]
 FaceDetectorKind = Literal["opencv", "retinaface"]
+ImageFormat = Literal["auto", "jpg", "png", "webp"]
 ExportFormat = Literal["kohya", "ai-toolkit", "onetrainer", "simpletuner", "hf", "replicate"]
 Text = Annotated[str, StringConstraints(max_length=1000)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -258,8 +259,10 @@ class BucketOptions(StageOptions):
     face_margin: float = Field(
         default=0.25, ge=0.0, le=4.0, description="Room kept around faces, per face size."
     )
-    output_format: Literal["jpg", "png"] = Field(
-        default="jpg", description="Format of processed pictures.", json_schema_extra={"cli": "--format"}
+    image_format: ImageFormat = Field(
+        default="auto",
+        description="File format of the cropped pictures: auto keeps PNG sources as PNG (lossless) and "
+        "writes the rest as JPEG; or jpg, png, webp for all.",
     )
     batch_size: int = Field(
         default=4, ge=1, le=1024, description="Training batch size the buckets are checked for."
@@ -368,6 +371,7 @@ class BuildOptions(StageOptions):
     resolution: int | None = _same(BucketOptions, "resolution")
     face_detector: FaceDetectorKind = _same(BucketOptions, "face_detector")
     max_upscale: float = _same(BucketOptions, "max_upscale")
+    image_format: ImageFormat = _same(BucketOptions, "image_format")
     format: ExportFormat = _same(ExportOptions, "format")
     repeats: int | None = _same(ExportOptions, "repeats")
     zip: bool = _same(ExportOptions, "zip")
@@ -420,6 +424,7 @@ class BuildOptions(StageOptions):
             resolution=self.resolution,
             face_detector=self.face_detector,
             max_upscale=self.max_upscale,
+            image_format=self.image_format,
             shard_size=self.shard_size,
         )
 

@@ -50,3 +50,12 @@ def test_face_mask_covers_grown_box_only() -> None:
         assert mask.mode == "L" and mask.size == (200, 100)
         assert mask.getpixel((75, 50)) == 255 and mask.getpixel((42, 50)) == 255  # inside the 20% margin
         assert mask.getpixel((30, 50)) == 0 and mask.getpixel((150, 50)) == 0
+
+
+def test_webp_the_user_asked_for_passes_through() -> None:
+    """`--image-format webp` makes the bucket stage write WebP; the export then keeps it byte for byte."""
+    webp = image_bytes("webp", (48, 32))
+    kept = prepare_image(webp, declared_format="webp", convert_to="png", jpeg_quality=95, keep_webp=True)
+    assert kept.data == webp and kept.ext == "webp" and kept.converted_from is None
+    converted = prepare_image(webp, declared_format="webp", convert_to="png", jpeg_quality=95)
+    assert converted.ext == "png" and converted.converted_from == "webp"

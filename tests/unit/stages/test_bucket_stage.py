@@ -119,6 +119,29 @@ def test_every_processed_picture_is_exactly_a_bucket_of_its_target(store_config:
             assert result["derivative_key"].endswith(f"/bucket-{stage.params_hash}.{stage.output_format}")
 
 
+@pytest.mark.parametrize(
+    ("image_format", "jpeg_ext", "png_ext"),
+    [("auto", "jpg", "png"), ("jpg", "jpg", "jpg"), ("png", "png", "png"), ("webp", "webp", "webp")],
+)
+def test_image_format_auto_keeps_png_sources_lossless(
+    store_config: StoreConfig, image_format: str, jpeg_ext: str, png_ext: str
+) -> None:
+    store = open_store(store_config)
+    items = [
+        put(store, "photo.jpg", encode(shapes_image(1100, 1100, seed=1), "JPEG")),
+        put(store, "drawing.png", encode(shapes_image(1100, 1100, seed=2), "PNG")),
+    ]
+    stage = make_stage(store_config, output_format=image_format)
+    photo, drawing = run_inline(stage, items)
+    assert photo["derivative_key"].endswith(f".{jpeg_ext}") and drawing["derivative_key"].endswith(
+        f".{png_ext}"
+    )
+    expected = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
+    for result, ext in ((photo, jpeg_ext), (drawing, png_ext)):
+        with PILImage.open(io.BytesIO(store.get(result["derivative_key"]))) as written:
+            assert written.format == expected[ext] and written.size == (1024, 1024)
+
+
 @pytest.mark.parametrize("buckets", [None, "1216x832", "832x1216", "1024x1024"])
 def test_face_box_lies_inside_the_crop_for_astronaut_and_grace_hopper(
     store_config: StoreConfig, buckets: str | None
@@ -183,8 +206,8 @@ def test_parameters_hash_covers_what_changes_the_output(store_config: StoreConfi
     assert not base.stateful and make_stage(store_config, detector="retinaface").stateful
     with pytest.raises(InvalidInput, match="face detector"):
         make_stage(store_config, detector="dlib")
-    with pytest.raises(InvalidInput, match="format"):
-        make_stage(store_config, output_format="webp")
+    with pytest.raises(InvalidInput, match="image format"):
+        make_stage(store_config, output_format="gif")
     with pytest.raises(InvalidInput, match="target"):
         make_stage(store_config, BucketConfig(target="sd3"))
 
@@ -304,7 +327,7 @@ def test_cli_refuses_bad_options_before_any_flow_starts() -> None:
     runner = CliRunner()
     for args, reason in (
         (["--face-detector", "dlib"], "--face-detector 'dlib': choose one of opencv, retinaface"),
-        (["--format", "webp"], "--format 'webp': choose one of jpg, png"),
+        (["--image-format", "gif"], "--image-format 'gif': choose one of auto, jpg, png, webp"),
         (["--buckets", "10x"], "--buckets '10x': String should match pattern"),  # the schema states the rule
         (["--target", "sd3"], "--target 'sd3': choose one of sd15, sdxl, flux"),
         (["--trainer", "dreambooth"], "--trainer 'dreambooth': choose one of kohya, ai-toolkit"),
