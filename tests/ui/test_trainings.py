@@ -42,6 +42,7 @@ def dataset_id(api_url: str, replicate: FakeReplicate) -> str:
 def start_app() -> AppTest:
     app = AppTest.from_file(APP, default_timeout=60)
     app.run()
+    app.sidebar.radio(key="nav").set_value("Trainings").run()
     assert not app.exception, [e.value for e in app.exception]
     return app
 
@@ -72,7 +73,7 @@ def test_train_from_the_form_refresh_and_download(
     api_url: str, dataset_id: str, replicate: FakeReplicate
 ) -> None:
     app = start_app()
-    assert "Trainings" in [tab.label for tab in app.tabs]
+    assert "Trainings" in app.sidebar.radio(key="nav").options
     assert [info.value for info in app.info if "No trainings" in info.value]
 
     submit_training(app, dataset_id, "me/alice-lora", steps="2")
