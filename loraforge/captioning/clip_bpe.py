@@ -24,7 +24,10 @@ _PATTERN = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|(?:[^\s\w]|_)+", re
 
 def merges_path() -> Path | None:
     """open_clip's `bpe_simple_vocab_16e6.txt.gz`, found without importing open_clip; None if absent."""
-    spec = importlib.util.find_spec("open_clip")
+    try:
+        spec = importlib.util.find_spec("open_clip")
+    except (ImportError, ValueError):
+        return None
     if spec is None or not spec.submodule_search_locations:
         return None
     path = Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"

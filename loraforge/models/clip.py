@@ -52,6 +52,9 @@ class ClipEmbedder:
     def load(self) -> None:
         if self._model is not None:
             return
+        from loraforge.models.extras import require_models
+
+        require_models("CLIP embeddings", "torch", "open_clip")
         import open_clip
 
         placement = choose_placement(self.device)

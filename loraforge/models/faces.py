@@ -157,6 +157,9 @@ class RetinaFaceDetector:
         nms_threshold: float = 0.4,
         **_: Any,
     ) -> None:
+        from loraforge.models.extras import require_models
+
+        require_models("the retinaface face detector", "torch", "retinaface")
         self.device = device or default_device()
         self.confidence_threshold = confidence_threshold
         self.nms_threshold = nms_threshold

@@ -14,6 +14,7 @@ from loraforge.config import Settings
 from loraforge.errors import InvalidInput, ModelError
 from loraforge.models.captioners import Captioner, build_captioner
 from loraforge.models.captioners.hf import TransformersCaptioner
+from loraforge.models.extras import MODELS_EXTRA, installed, require_models
 from loraforge.models.loading import resolve_model_path
 from loraforge.stages.options import CaptionOptions
 from loraforge.storage import StoreConfig
@@ -154,6 +155,7 @@ def build_caption_stage(
 def check_captioner(captioner: Captioner, *, model_dir: Path | None) -> Resize | None:
     """Fail early when the captioner cannot work; returns how its pictures should be sized."""
     if isinstance(captioner, TransformersCaptioner):
+        require_models(f"the {captioner.name} captioner", "torch", "transformers")
         path = resolve_model_path(captioner.model_ref, model_dir=model_dir)
         return Resize(side=model_input_side(path), mode="cover")
     max_side = getattr(captioner, "max_side", None)
@@ -195,6 +197,8 @@ def _side_of(size: Any) -> int | None:
 
 def default_captioner(settings: Settings) -> tuple[str, str | None, str]:
     """(kind, model, reason): a real model whose weights are on this machine, else the template captioner."""
+    if not (installed("torch") and installed("transformers")):
+        return "template", None, f"{TEMPLATE_FALLBACK_REASON} (model captioners: {MODELS_EXTRA})"
     for kind, ref in LOCAL_MODEL_CANDIDATES:
         try:
             resolve_model_path(ref, model_dir=settings.model_dir, allow_download=False)

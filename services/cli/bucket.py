@@ -22,6 +22,9 @@ from services.cli.runtime import cli_context, resolve_dataset, run_with_progress
 def bucket(options: BucketOptions, *, dataset: str, workspace: str, as_json: bool) -> None:
     """Choose each picture's bucket and crop box (keeping faces), render it at exactly the bucket size, and
     store it; pictures already done with the same parameters are skipped."""
+    from loraforge.models.extras import check_model_options
+
+    check_model_options(face_detector=options.face_detector)
     ctx = cli_context()
     dataset_id = resolve_dataset(ctx, dataset, workspace)
     check_bucket_options(ctx, dataset_id, options)  # a usage error, reported before any flow starts

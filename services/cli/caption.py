@@ -32,6 +32,9 @@ def caption(options: CaptionOptions, *, dataset: str, workspace: str, as_json: b
 
     The openai captioner's endpoint is LORAFORGE_CAPTION_ENDPOINT and its key OPENAI_API_KEY.
     """
+    from loraforge.models.extras import check_model_options
+
+    check_model_options(captioner=options.captioner)
     ctx = cli_context()
     dataset_id = resolve_dataset(ctx, dataset, workspace)
     from flows.caption import caption_flow

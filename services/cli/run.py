@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from loraforge.errors import InvalidInput
+from loraforge.models.extras import check_model_options
 from loraforge.stages.options import BuildOptions
 from loraforge.training.options import TrainOptions
 from services.cli.caption import print_trigger_warning
@@ -62,6 +63,7 @@ def run(
 
     # Everything a user typed is checked here, before any stage starts.
     check_sources(options.sources)
+    check_model_options(captioner=options.captioner, face_detector=options.face_detector)
     check_out(out, zip=options.zip, overwrite=overwrite)
     training = train_options(train)
     ctx = cli_context()
