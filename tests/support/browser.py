@@ -3,8 +3,10 @@ Debian's chromium driven by Playwright (never `playwright install`), with screen
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -56,19 +58,30 @@ def running_dashboard(env: dict[str, str], logs: Path) -> Iterator[Dashboard]:
             ("ui", [exe, "ui", "--port", str(ui_port), "--api-url", api_url]),
         ):
             with (logs / f"{name}.log").open("wb") as log:
-                processes.append(subprocess.Popen(args, env=full_env, stdout=log, stderr=subprocess.STDOUT))
+                # A process group each: `loraforge ui` runs streamlit as its child, and the whole group goes.
+                processes.append(
+                    subprocess.Popen(
+                        args, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    )
+                )
         _wait_for(f"{api_url}/api/v1/health", processes[0], logs / "api.log")
         _wait_for(f"{ui_url}/_stcore/health", processes[1], logs / "ui.log")
         yield Dashboard(api_url=api_url, ui_url=ui_url, logs=logs)
     finally:
         for process in processes:
-            process.terminate()
+            _signal_group(process, signal.SIGTERM)
         for process in processes:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                pass
+            _signal_group(process, signal.SIGKILL)  # whatever of the group is left
+            process.wait()
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
 
 
 def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
