@@ -12,7 +12,7 @@ from loraforge.catalog.models import Caption, Dataset, Face, ImageMetadata
 from loraforge.catalog.queries import current_buckets, dataset_images
 
 BUCKET_KIND = "bucket"
-REPORT_METADATA_KEYS = ("issues", "scores", "crop_reason", "upscale")
+REPORT_METADATA_KEYS = ("issues", "scores", "crop_reason", "upscale", "identity")
 
 
 def dataset_report(session: Session, dataset: Dataset) -> dict[str, Any]:
@@ -49,6 +49,7 @@ def dataset_report(session: Session, dataset: Dataset) -> dict[str, Any]:
                 "crop": bucket.box if bucket else None,
                 "crop_reason": meta.get("crop_reason"),
                 "upscale": meta.get("upscale"),
+                "identity": meta.get("identity"),  # distance to the reference faces, matched box
                 "faces": faces.get(image.id),
             }
         )
