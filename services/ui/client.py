@@ -174,6 +174,22 @@ class ApiClient:
         spec = self._json("GET", "/openapi.json")
         return "/api/v1/datasets/{dataset_id}/searches" in spec["paths"]
 
+    def schema(self, name: str) -> dict[str, Any]:
+        """One named schema of the API's OpenAPI document (a request body's fields, say)."""
+        return dict(self._json("GET", "/openapi.json")["components"]["schemas"][name])
+
+    def search_providers(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/search/providers")
+
+    def create_search(self, dataset_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Ask the providers; answers the search with its candidates (each with its licence)."""
+        return self._json("POST", f"/datasets/{dataset_id}/searches", json=request, timeout=120)
+
+    def add_candidates(self, dataset_id: str, search_id: str, candidate_ids: list[str]) -> dict[str, Any]:
+        """Download and ingest the picked candidates; answers the task to poll."""
+        body = {"candidate_ids": candidate_ids}
+        return self._json("POST", f"/datasets/{dataset_id}/searches/{search_id}/add", json=body)
+
     def run_form(self, stage: str) -> dict[str, Any]:
         """The JSON schema of a stage's options, read from the API's OpenAPI document: the form's fields."""
         spec = self._json("GET", "/openapi.json")

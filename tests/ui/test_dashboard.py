@@ -241,3 +241,14 @@ def test_run_form_comes_from_the_stage_options_and_starts_the_run(
         time.sleep(0.5)
         tasks = httpx.get(f"{api_url}/api/v1/datasets/{dataset_id}/tasks").json()["data"]
     assert tasks[0]["status"] == "COMPLETED", tasks[0]["error"]
+
+
+def test_search_page_offers_the_servers_providers_and_refuses_a_blank_query(seeded: dict[str, str]) -> None:
+    app = start_app("Search")
+    providers = app.multiselect(key="search_providers")
+    assert "Openverse" in providers.options and providers.value == ["openverse"]
+    assert "cc0" in app.multiselect(key="search_licences").options  # from the API's schema
+    app.text_input(key="search_query").input("   ")
+    app.button(key="search_start").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert any("empty or only spaces" in e.value for e in app.error)

@@ -10,12 +10,13 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from services.ui.state import STATUS_COLOURS, api
+from services.ui.state import api
 
 CLIP_TOKENS = 75
 """CLIP reads 77 tokens, two of which are its start and end markers."""
 WORD_OR_MARK = re.compile(r"\w+|[^\w\s]")
-STATUS_SCALE = alt.Scale(domain=list(STATUS_COLOURS), range=["#9ca3af", "#22c55e", "#ef4444", "#f59e0b"])
+STATUS_HEX = {"pending": "#9ca3af", "kept": "#22c55e", "rejected": "#ef4444", "duplicate": "#f59e0b"}
+STATUS_SCALE = alt.Scale(domain=list(STATUS_HEX), range=list(STATUS_HEX.values()))
 
 
 def show_stats(dataset: dict[str, Any]) -> None:
@@ -39,7 +40,7 @@ def show_stats(dataset: dict[str, Any]) -> None:
             alt.Chart(issues)
             .mark_bar()
             .encode(
-                x=alt.X("count():Q", title="pictures"),
+                x=alt.X("count():Q", title="pictures", axis=alt.Axis(tickMinStep=1, format="d")),
                 y=alt.Y("issues:N", sort="-x", title=None),
                 color=alt.Color("status:N", scale=STATUS_SCALE),
             ),
