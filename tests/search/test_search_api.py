@@ -171,3 +171,18 @@ def test_roles_apply(client: TestClient, ctx: Context) -> None:
     )
     assert as_stranger.status_code == 404
     assert client.get(f"{API}/search/providers").status_code == 401
+
+
+def test_saved_searches_and_the_sync_opt_in(client: TestClient, ctx: Context) -> None:
+    dataset = dataset_id(ctx)
+    body = {"query": "1girl", "providers": ["gelbooru"], "rating": None, "limit": 3}
+    search = client.post(f"{API}/datasets/{dataset}/searches", json=body, headers=ADMIN).json()
+    listed = client.get(f"{API}/datasets/{dataset}/searches", headers=ADMIN).json()
+    assert listed["sync"] is False
+    assert [(s["id"], s["query"], s["candidates"]) for s in listed["data"]] == [
+        (search["id"], "1girl", {"found": 3})
+    ]
+    assert listed["data"][0]["params"]["providers"] == ["gelbooru"]
+    answer = client.put(f"{API}/datasets/{dataset}/searches/sync", json={"enabled": True}, headers=ADMIN)
+    assert answer.status_code == 200 and answer.json() == {"enabled": True}
+    assert client.get(f"{API}/datasets/{dataset}/searches", headers=ADMIN).json()["sync"] is True

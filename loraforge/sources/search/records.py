@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from loraforge.catalog.models import Dataset, Image, ImageMetadata, SearchCandidate, SearchCursor, SearchQuery
@@ -51,6 +51,19 @@ def saved_queries(session: Session, dataset_id: str) -> Sequence[SearchQuery]:
     return session.scalars(
         select(SearchQuery).where(SearchQuery.dataset_id == dataset_id).order_by(SearchQuery.created_at)
     ).all()
+
+
+def candidate_counts(session: Session, dataset_id: str) -> dict[str, dict[str, int]]:
+    """query id -> {status: how many candidates}."""
+    rows = session.execute(
+        select(SearchCandidate.query_id, SearchCandidate.status, func.count())
+        .where(SearchCandidate.dataset_id == dataset_id)
+        .group_by(SearchCandidate.query_id, SearchCandidate.status)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for query_id, status, count in rows:
+        counts.setdefault(query_id, {})[status] = count
+    return counts
 
 
 def get_query(session: Session, dataset_id: str, query_id: str) -> SearchQuery:

@@ -11,7 +11,7 @@ import threading
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy import select
 
 from loraforge import tasks
@@ -28,15 +28,16 @@ from loraforge.sources.search import (
 from loraforge.sources.search import licences as licence_codes
 from loraforge.stages.context import Context
 from loraforge.stages.datasets import get_dataset
-from loraforge.stages.options import IngestOptions
+from loraforge.stages.options import IngestOptions, StageOptions
 from loraforge.tasks import TaskCancelled
 from services.api.deps import ContextDep, ReleasingRoute, SessionDep, SettingsDep, release_connection
-from services.api.schemas import ERROR_RESPONSES, NO_CONTROL, TaskAccepted
+from services.api.schemas import ERROR_RESPONSES, NO_CONTROL, TaskAccepted, Timestamp
 
 log = logging.getLogger(__name__)
 router = APIRouter(route_class=ReleasingRoute, tags=["search"])
 
 ProviderName = Literal["openverse", "wikimedia", "danbooru", "gelbooru", "safebooru", "brave"]
+RatingName = Literal["general", "sensitive", "questionable", "explicit"]
 LicenceCode = Literal["cc0", "pdm", "cc-by", "cc-by-sa", "cc-by-nd", "cc-by-nc", "cc-by-nc-sa", "cc-by-nc-nd"]
 Query = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500, pattern=NO_CONTROL)
@@ -53,18 +54,17 @@ class ProviderPublic(BaseModel):
     note: str
 
 
-class SearchCreate(BaseModel):
-    """A search to preview: each provider is asked page after page from where this query last stopped."""
-
-    model_config = ConfigDict(extra="forbid")
+class SearchCreate(StageOptions):
+    """A search to preview: each provider is asked page after page from where this query last stopped.
+    Strict like every options model: a JSON 0 is not false, "5" is not a number."""
 
     query: Query
     providers: list[ProviderName] = Field(min_length=1, max_length=6)
     licences: list[LicenceCode] | None = Field(
         default=None, max_length=8, description='Licences accepted; none: any ("licence unknown" included).'
     )
-    rating: list[Rating] | None = Field(
-        default=[Rating.GENERAL],
+    rating: list[RatingName] | None = Field(
+        default=["general"],
         max_length=4,
         description="Ratings accepted where a provider rates; null: any.",
     )
@@ -108,9 +108,26 @@ class SearchPublic(BaseModel):
     candidates: list[CandidatePublic]
 
 
-class SearchAdd(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SavedSearchPublic(BaseModel):
+    id: str
+    query: str
+    params: dict[str, Any]
+    last_run_at: Timestamp | None
+    candidates: dict[str, int]
+    """How many of its candidates are found (waiting), added, refused, failed..."""
 
+
+class SavedSearchesPublic(BaseModel):
+    data: list[SavedSearchPublic]
+    sync: bool
+    """Whether the source-sync schedule re-runs these queries."""
+
+
+class SearchSync(StageOptions):
+    enabled: bool
+
+
+class SearchAdd(StageOptions):
     candidate_ids: list[CandidateId] = Field(min_length=1, max_length=500)
 
 
@@ -145,7 +162,7 @@ def create_search(session: SessionDep, ctx: ContextDep, dataset_id: str, body: S
         query=body.query,
         providers=tuple(dict.fromkeys(body.providers)),
         licences=frozenset(body.licences) if body.licences is not None else None,
-        ratings=frozenset(body.rating) if body.rating is not None else None,
+        ratings=frozenset(Rating(name) for name in body.rating) if body.rating is not None else None,
         limit=body.limit,
         min_side=body.min_side,
     )
@@ -160,6 +177,33 @@ def create_search(session: SessionDep, ctx: ContextDep, dataset_id: str, body: S
         providers=[ProviderOutcomePublic(**line.to_dict()) for line in outcome.providers.values()],
         candidates=[by_id[i] for i in outcome.candidate_ids if i in by_id],
     )
+
+
+@router.get("/datasets/{dataset_id}/searches", response_model=SavedSearchesPublic, responses=ERROR_RESPONSES)
+def read_searches(session: SessionDep, dataset_id: str) -> SavedSearchesPublic:
+    """The dataset's saved queries, with their candidates counted by status."""
+    dataset = get_dataset(session, dataset_id)
+    counts = records.candidate_counts(session, dataset_id)
+    return SavedSearchesPublic(
+        data=[
+            SavedSearchPublic(
+                id=q.id,
+                query=q.text,
+                params=q.params,
+                last_run_at=q.last_run_at,
+                candidates=counts.get(q.id, {}),
+            )
+            for q in records.saved_queries(session, dataset_id)
+        ],
+        sync=bool((dataset.settings or {}).get(records.SYNC_KEY)),
+    )
+
+
+@router.put("/datasets/{dataset_id}/searches/sync", response_model=SearchSync, responses=ERROR_RESPONSES)
+def update_search_sync(session: SessionDep, dataset_id: str, body: SearchSync) -> SearchSync:
+    """Opt the dataset in (or out): the source-sync schedule re-runs its saved queries."""
+    records.set_sync(get_dataset(session, dataset_id), body.enabled)
+    return body
 
 
 @router.post(
