@@ -10,10 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loraforge.catalog.models import Dataset, Derivative, Image, Workspace
+from loraforge.catalog.names import DEFAULT_WORKSPACE  # noqa: F401 - re-exported
 from loraforge.errors import InvalidInput, NotFound
 from loraforge.targets import TARGET_MODELS
-
-DEFAULT_WORKSPACE = "default"
 
 
 def get_or_create_workspace(session: Session, name: str = DEFAULT_WORKSPACE) -> Workspace:

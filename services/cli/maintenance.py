@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from loraforge import maintenance
-from loraforge.catalog.queries import DEFAULT_WORKSPACE
+from loraforge.catalog.names import DEFAULT_WORKSPACE
 from services.cli.main import app, emit_json, err_console, handle_errors, out_console
 from services.cli.runtime import cli_context
 

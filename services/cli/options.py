@@ -22,7 +22,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from loraforge.catalog.queries import DEFAULT_WORKSPACE
+from loraforge.catalog.names import DEFAULT_WORKSPACE
 from loraforge.errors import InvalidInput
 from services.cli.main import handle_errors
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from loraforge import tasks
-from loraforge.catalog.models import Task
-from loraforge.config import get_settings
-from loraforge.stages.context import Context, open_context
+if TYPE_CHECKING:
+    from loraforge.stages.context import Context
 
 
 def cli_context() -> Context:
+    from loraforge.config import get_settings
+    from loraforge.stages.context import open_context
+
     ctx = open_context(get_settings())
     ctx.catalog.ensure_schema()
     from flows import configure_prefect
@@ -46,6 +47,7 @@ def run_with_progress(
         transient=False,
     )
     bar = progress.add_task(label, total=None)
+    from loraforge.catalog.models import Task
 
     def refresh() -> None:
         with ctx.catalog.session() as session:
@@ -69,6 +71,8 @@ def run_with_stage_bars(
     )
     bars: dict[str, Any] = {}
 
+    from loraforge import tasks
+
     def refresh() -> None:
         with ctx.catalog.session() as session:
             for row in tasks.children(session, build_id):
@@ -83,6 +87,8 @@ def run_with_stage_bars(
 
 
 def create_run(ctx: Context, *, kind: str, dataset_id: str, params: dict[str, Any]) -> str:
+    from loraforge import tasks
+
     with ctx.catalog.session() as session:
         return tasks.create_task(
             session,

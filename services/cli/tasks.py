@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from loraforge import tasks
 from loraforge.catalog.models import Task
-from loraforge.catalog.queries import DEFAULT_WORKSPACE
+from loraforge.catalog.names import DEFAULT_WORKSPACE
 from services.cli.main import app, emit_json, handle_errors, out_console
 from services.cli.runtime import cli_context, resolve_dataset
 

@@ -7,16 +7,17 @@ or prints it.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from loraforge.catalog.queries import DEFAULT_WORKSPACE
-from loraforge.stages.context import Context
-from loraforge.stages.datasets import get_dataset
-from loraforge.training import provider, records, service
+from loraforge.catalog.names import DEFAULT_WORKSPACE
 from loraforge.training.options import TrainOptions
+
+if TYPE_CHECKING:
+    from loraforge.stages.context import Context
+
 from services.cli.main import app, emit_json, err_console, handle_errors, out_console
 from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command
 from services.cli.runtime import cli_context, resolve_dataset, run_with_progress
@@ -55,6 +56,8 @@ def train(
     options: TrainOptions, *, dataset: str, workspace: str, wait: bool, poll_interval: float, as_json: bool
 ) -> None:
     """Train a LoRA on Replicate: export the dataset, upload it, start the trainer (REPLICATE_API_TOKEN)."""
+    from loraforge.training import records
+
     ctx = cli_context()
     dataset_id = resolve_dataset(ctx, dataset, workspace)
     started = start_training(ctx, dataset_id, options, show=not as_json)
@@ -84,6 +87,9 @@ def train(
 def start_training(ctx: Context, dataset_id: str, options: TrainOptions, *, show: bool) -> dict[str, Any]:
     """Refuse a second training into the same destination and wrong inputs before any run is recorded,
     then run the train flow here (export, upload, start); returns its result."""
+    from loraforge.stages.datasets import get_dataset
+    from loraforge.training import provider, records, service
+
     with ctx.catalog.session() as session:
         records.refuse_if_active(session, dataset_id, options.destination)
         trigger_word = get_dataset(session, dataset_id).trigger_word
@@ -108,6 +114,8 @@ def follow(ctx: Context, training_id: str, *, poll_interval_s: float, show: bool
 
     Ctrl-C stops the waiting, not the training: it goes on at Replicate, and the sync keeps the row current.
     """
+    from loraforge.training import service
+
     printed = 0
 
     def on_change(training: dict[str, Any]) -> None:
@@ -167,6 +175,8 @@ def print_training(training: dict[str, Any]) -> None:
 
 def _refreshed(ctx: Context, reference: str) -> dict[str, Any]:
     """The training, brought up to date with Replicate first while it may still change."""
+    from loraforge.training import records, service
+
     with ctx.catalog.session() as session:
         row = records.find_training(session, reference)
         training_id, settled = row.id, service.is_settled(records.as_dict(row))
@@ -189,6 +199,8 @@ def list_command(
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ) -> None:
     """The dataset's trainings, newest first, as the catalog has them."""
+    from loraforge.training import records
+
     ctx = cli_context()
     dataset_id = resolve_dataset(ctx, dataset, workspace)
     with ctx.catalog.session() as session:
@@ -245,6 +257,8 @@ def cancel_command(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Cancel a running training at Replicate; its logs so far are kept."""
+    from loraforge.training import records, service
+
     ctx = cli_context()
     with ctx.catalog.session() as session:
         training_id = records.find_training(session, training).id
