@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -17,14 +18,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def api_url(stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Base URL of a live API on a free loopback port; the dashboard finds it via LORAFORGE_API_URL."""
+@contextmanager
+def serving_api(port: int) -> Iterator[str]:
+    """The API on a loopback port in a thread of this process, until the block ends."""
     import uvicorn
 
     from services.api.main import create_app
 
-    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="api-under-test", daemon=True)
     thread.start()
@@ -34,7 +34,16 @@ def api_url(stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Itera
             break
         time.sleep(0.05)
     assert httpx.get(f"{url}/api/v1/health", timeout=10).json()["status"] == "ok"
-    monkeypatch.setenv("LORAFORGE_API_URL", url)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=30)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def api_url(stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Base URL of a live API on a free loopback port; the dashboard finds it via LORAFORGE_API_URL."""
+    with serving_api(free_port()) as url:
+        monkeypatch.setenv("LORAFORGE_API_URL", url)
+        yield url

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from loraforge.stages.context import open_context
 from tests.api.factories import make_caption, make_dataset, make_export, make_image, make_task, make_workspace
-from tests.ui.conftest import free_port
+from tests.ui.conftest import free_port, serving_api
 
 APP = str(Path(__file__).resolve().parents[2] / "services" / "ui" / "app.py")
 
@@ -179,6 +179,47 @@ def test_an_absent_api_is_one_line_and_the_retries_back_off(monkeypatch: pytest.
     app.run()
     app.run()
     assert "again in 4 s" in app.error[0].value
+
+
+def test_the_dashboard_carries_on_when_the_api_returns(
+    stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    monkeypatch.setenv("LORAFORGE_API_URL", f"http://127.0.0.1:{port}")
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    assert "again in 1 s" in app.error[0].value
+    with serving_api(port):
+        app.run()  # what the retry timer does
+        assert not app.exception and not app.error
+        assert app.session_state["api_failures"] == 0
+        assert any("Create a workspace" in info.value for info in app.sidebar.info)
+
+
+def test_a_run_whose_process_died_reads_crashed_in_one_line(seeded: dict[str, str]) -> None:
+    """The API reports a run whose process is gone as CRASHED; the page says so once, and stops polling."""
+    import socket
+    import subprocess
+
+    from loraforge.catalog.models import Dataset
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    ctx = open_context()
+    with ctx.catalog.session() as session:
+        dataset = session.get(Dataset, seeded["dataset"])
+        assert dataset is not None
+        task = make_task(session, dataset, kind="build", status="RUNNING")
+        task.owner = f"{socket.gethostname()}:{gone.pid}"
+        task_id = task.id
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.query_params["run"] = task_id
+    app.query_params["page"] = "Pipeline"
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    crashed = [e.value for e in app.error if e.value.startswith("crashed:")]
+    assert len(crashed) == 1 and "\n" not in crashed[0] and "is gone" in crashed[0]
+    assert "**build** · CRASHED · never started" in [m.value for m in app.markdown]
 
 
 def _image_ids(dataset_id: str) -> list[str]:

@@ -303,7 +303,7 @@ def _when(stamp: str | None) -> str:
 def _duration(task: dict[str, Any]) -> str:
     start = task.get("started_at")
     if not start:
-        return "waiting"
+        return "never started" if task.get("finished_at") else "waiting"
     began = datetime.fromisoformat(start.replace("Z", "+00:00"))
     end = task.get("finished_at")
     ended = datetime.fromisoformat(end.replace("Z", "+00:00")) if end else datetime.now(began.tzinfo)
