@@ -32,7 +32,7 @@ from loraforge.sources.url_safety import Resolver, connect_address
 
 # The pieces of the URL fetcher every download here reuses: address checks, the pinned connection
 # backend with its deadline, and the bounded body reader.
-from loraforge.sources.urls import (  # noqa: F401 - private helpers shared on purpose
+from loraforge.sources.urls import (
     _BoundedDecoder,
     _checked_addresses,
     _DeadlinePassed,
@@ -101,7 +101,9 @@ class ApiClient:
         url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
         try:
             response = self._with_retries(
-                lambda: self._exchange(url, {**(headers or {}), "Accept": "application/json"}, redirects=0)
+                lambda: self._exchange(
+                    url, {**(headers or {}), "Accept": "application/json"}, redirects=0, picture=False
+                )
             )
         except InvalidInput as exc:  # an unsafe or unreachable address, a body over the cap
             raise ProviderError(f"{self.provider}: {exc}") from exc
@@ -112,7 +114,9 @@ class ApiClient:
     def download(self, url: str) -> bytes:
         """The bytes of a picture (no key sent; redirects followed, each hop checked)."""
         response = self._with_retries(
-            lambda: self._exchange(url, {"Accept": "image/*"}, redirects=self.limits.url_max_redirects)
+            lambda: self._exchange(
+                url, {"Accept": "image/*"}, redirects=self.limits.url_max_redirects, picture=True
+            )
         )
         if response.status != 200:
             raise InvalidInput(f"HTTP {response.status} from {url}")
@@ -148,13 +152,15 @@ class ApiClient:
                 self.sleep(wait)
             self._last_call = time.monotonic()
 
-    def _exchange(self, url: str, headers: Mapping[str, str], *, redirects: int) -> Response:
+    def _exchange(self, url: str, headers: Mapping[str, str], *, redirects: int, picture: bool) -> Response:
         deadline = time.monotonic() + self.limits.url_deadline_s
         target = _parse(url)
         for _hop in range(redirects + 1):
             addresses = _checked_addresses(target, self.limits.allow_private_urls, self.resolver)
             try:
-                outcome = self._get(target, [connect_address(a) for a in addresses], headers, deadline)
+                outcome = self._get(
+                    target, [connect_address(a) for a in addresses], headers, deadline, picture=picture
+                )
             except _DeadlinePassed as exc:
                 raise ProviderError(
                     f"{target.host} did not answer within {self.limits.url_deadline_s:g} s"
@@ -169,7 +175,13 @@ class ApiClient:
         raise InvalidInput(f"too many redirects (more than {redirects})")
 
     def _get(
-        self, target: httpx.URL, addresses: list[str], headers: Mapping[str, str], deadline: float
+        self,
+        target: httpx.URL,
+        addresses: list[str],
+        headers: Mapping[str, str],
+        deadline: float,
+        *,
+        picture: bool,
     ) -> Response | httpx.URL:
         backend = _PinnedBackend(target.raw_host.decode("ascii"), addresses, deadline)
         timeout = self.limits.url_timeout_s
@@ -199,7 +211,7 @@ class ApiClient:
                 if not location:
                     raise InvalidInput(f"HTTP {response.status} from {target} without a Location")
                 return _parse(str(target.join(location)))
-            if response.status != 200 or headers.get("Accept") == "application/json":
+            if response.status != 200 or not picture:
                 body = _read_capped(received, response.iter_stream(), MAX_JSON_BYTES)
             else:
                 body = _read_image_body(received, response.iter_stream(), self.limits.max_file_bytes)
