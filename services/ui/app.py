@@ -44,7 +44,7 @@ div[data-testid="stColumn"]:has(.st-key-detail_panel) {
   position: sticky; top: 1rem; align-self: flex-start; max-height: calc(100vh - 2rem); overflow-y: auto;
 }
 /* The open picture's card is outlined. */
-[class*="st-key-card-"][class$="-open"] { border-color: #38bdf8 !important; box-shadow: 0 0 0 1px #38bdf8; }
+[class*="st-key-card-"][class*="-open"] { border-color: #38bdf8 !important; box-shadow: 0 0 0 1px #38bdf8; }
 .block-container { padding-top: 2.5rem; }
 </style>
 """

@@ -206,6 +206,13 @@ def test_a_whole_session_in_the_browser(dashboard: Dashboard, tmp_path: Path) ->
         timings["save caption and open the next"] = time.perf_counter() - start
         page.keyboard.press("k")
         timings["previous picture"] = wait_for_title(page, names[2])
+        settle(page)
+        page.locator(f".st-key-open-{before[names[6]]['id']} button").click()  # open one from the grid
+        timings["open a picture"] = wait_for_title(page, names[6])
+        settle(page)
+        page.locator(f".st-key-open-{before[names[2]]['id']} button").click()
+        wait_for_title(page, names[2])
+        settle(page)
         page.keyboard.press("j")
         timings["next picture"] = wait_for_title(page, names[3])
         settle(page)

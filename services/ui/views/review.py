@@ -193,6 +193,7 @@ def show_review_buttons(dataset_id: str, review: Review, image: dict[str, Any]) 
         args=(dataset_id, review, image_id, "rejected", reason),
         width="stretch",
     )
+    st.caption("Keys: j/k next/previous · a keep · x reject · c caption · Ctrl+Enter save and next")
     prev, next_ = st.columns(2)
     prev.button("◀ Previous (k)", key="kb_prev", on_click=review.step, args=(-1,), width="stretch")
     next_.button("Next (j) ▶", key="kb_next", on_click=review.step, args=(1,), width="stretch")
