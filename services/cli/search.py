@@ -103,7 +103,7 @@ def search(
         emit_json(outcome.to_dict())
     else:
         print_search_summary(outcome, request.query, dataset)
-    if all(line.error for line in outcome.providers.values()):
+    if all(line.error and not line.found for line in outcome.providers.values()):  # none could be searched
         raise typer.Exit(1)
 
 

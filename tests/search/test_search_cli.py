@@ -176,3 +176,12 @@ def test_export_carries_provenance_and_attribution(tmp_path: Path) -> None:
     provenance = [source["provenance"] for source in manifest["sources"]]
     assert len(provenance) == 6 and all(p and p["provider"] in ("wikimedia", "safebooru") for p in provenance)
     assert any(p["licence"] == "unknown" and p["flags"] for p in provenance)
+
+
+def test_a_provider_failing_mid_search_keeps_what_it_gave(fakes: dict[str, FakeProvider]) -> None:
+    fakes["openverse"].fail_after = 1
+    line = lines(
+        search_json("grace hopper", "--provider", "openverse", "--limit", "30", "--dataset", "half")
+    )["openverse"]
+    assert "HTTP 500" in line["error"]
+    assert line["found"] == 20 and line["added"] == 20 - line["refused"]["size"] > 0  # page 1 of 20

@@ -67,6 +67,8 @@ class FakeProvider:
     retry_after: str = "1"
     delay_s: float = 0.0
     """Wait this long before answering an API call (a provider that times out)."""
+    fail_after: int | None = None
+    """Answer 500 to every API call after this many."""
     small_every: int = 0
     """Every n-th result declares 100x80 pixels (refused for size)."""
     requests: list[Recorded] = field(default_factory=list)
@@ -93,6 +95,8 @@ class FakeProvider:
             return 200, {"Content-Type": "image/jpeg"}, picture(index + 211 * KINDS.index(self.kind))
         if self.delay_s:
             time.sleep(self.delay_s)
+        if self.fail_after is not None and len(self.api_requests()) > self.fail_after:
+            return 500, {"Content-Type": "text/html"}, b"<h1>Internal Server Error</h1>"
         if self.throttle > 0:
             self.throttle -= 1
             return 429, {"Retry-After": self.retry_after, "Content-Type": "application/json"}, b"{}"

@@ -77,7 +77,11 @@ def _search_provider(
     line.exhausted = exhausted
     pages = 0
     while len(waiting) < request.limit and not line.exhausted and pages < MAX_PAGES_PER_RUN:
-        page = provider.page(client, terms, cursor)  # a ProviderError ends this provider; found ones stay
+        try:
+            page = provider.page(client, terms, cursor)
+        except LoraForgeError as exc:  # this provider stops; what it gave so far is still taken
+            line.error = str(exc)
+            break
         pages += 1
         with ctx.catalog.session() as session:
             query = records.get_query(session, dataset_id, query_id)
