@@ -163,27 +163,71 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
 
 
 async def run_level(base: str, paths: list[str], connections: int, rounds: int, timeout_s: float) -> Level:
+    """`connections` keep-alive connections, each sending `rounds` GETs one after another.
+
+    The client is a minimal HTTP/1.1 one on asyncio streams: it shares the two cores with the server, and
+    httpx's own per-request cost (about a millisecond of CPU) would be measured as server latency.
+    """
     level = Level(connections)
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    async with httpx.AsyncClient(base_url=base, limits=limits, headers=headers, timeout=timeout_s) as client:
+    url = httpx.URL(base)
+    host, port, prefix = url.host, url.port or 80, url.path.rstrip("/")
 
-        async def one_connection(offset: int) -> None:
-            for index in range(rounds):
-                path = paths[(offset + index) % len(paths)]
-                began = time.perf_counter()
-                try:
-                    response = await client.get(path)
-                except httpx.HTTPError as exc:
-                    level.errors[type(exc).__name__] += 1
-                    continue
-                level.latencies.append(time.perf_counter() - began)
-                level.statuses[response.status_code] += 1
+    async def one_connection(offset: int) -> None:
+        stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        for index in range(rounds):
+            path = paths[(offset + index) % len(paths)]
+            request = (
+                f"GET {prefix}{path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+            ).encode()
+            began = time.perf_counter()
+            try:
+                if stream is None:
+                    stream = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+                status, close = await asyncio.wait_for(_exchange(*stream, request), timeout_s)
+            except (
+                OSError,
+                asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError,
+                TimeoutError,
+                ValueError,
+            ) as exc:
+                level.errors[type(exc).__name__] += 1
+                stream = _closed(stream)
+                continue
+            level.latencies.append(time.perf_counter() - began)
+            level.statuses[status] += 1
+            if close:
+                stream = _closed(stream)
+        _closed(stream)
 
-        began = time.perf_counter()
-        await asyncio.gather(*(one_connection(offset) for offset in range(connections)))
-        level.wall_s = time.perf_counter() - began
+    began = time.perf_counter()
+    await asyncio.gather(*(one_connection(offset) for offset in range(connections)))
+    level.wall_s = time.perf_counter() - began
     return level
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bool]:
+    """Send one request and read its whole response; (status, whether the server closes the connection)."""
+    writer.write(request)
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
+    status = int(head[9:12])
+    length = None
+    for line in head.split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name == "content-length":
+            length = int(value)
+    if length is None:
+        raise ValueError("response without content-length")
+    await reader.readexactly(length)
+    return status, "connection: close" in head
+
+
+def _closed(stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+    if stream is not None:
+        stream[1].close()
+    return None
 
 
 def measure(
