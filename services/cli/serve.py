@@ -6,7 +6,6 @@ import contextlib
 import importlib.util
 import logging
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -88,7 +87,7 @@ def ui(
         "--browser.gatherUsageStats",
         "false",
     ]
-    raise typer.Exit(subprocess.call(command, env=env))
+    os.execve(sys.executable, command, env)  # become Streamlit: SIGTERM reaches the server itself
 
 
 def dashboard_script() -> Path:
