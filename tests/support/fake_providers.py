@@ -34,13 +34,15 @@ WIKIMEDIA_LICENCES = ["CC BY-SA 4.0", "CC0", "Public domain", "CC BY 2.0", "All 
 
 
 def picture(index: int, width: int = 640, height: int = 480) -> bytes:
-    """A distinct JPEG per index (its own colours and stripes)."""
+    """A distinct JPEG per index (its own colours, stripes and, bit by bit, the index itself)."""
     image = Image.new("RGB", (width, height), ((index * 53) % 256, (index * 97) % 256, (index * 31) % 256))
     pixels = image.load()
     assert pixels is not None
     for x in range(0, width, 7 + index % 5):
         for y in range(height):
             pixels[x, y] = (255 - (index * 13) % 256, (y * 3) % 256, (x * 5) % 256)
+    for bit in range(24):  # the index itself, in the top row: no two indexes give the same bytes
+        pixels[bit, 0] = (255, 255, 255) if index >> bit & 1 else (0, 0, 0)
     out = io.BytesIO()
     image.save(out, "JPEG", quality=85)
     return out.getvalue()
@@ -92,7 +94,7 @@ class FakeProvider:
         if "/files/" in path:  # /files/<n>.jpg, or Safebooru's /images/<directory>/<image>
             index = int(path.rsplit("/", 1)[-1].split(".")[0])
             # Each provider's pictures differ from every other's: the same index is another picture.
-            return 200, {"Content-Type": "image/jpeg"}, picture(index + 211 * KINDS.index(self.kind))
+            return 200, {"Content-Type": "image/jpeg"}, picture(index + 100_000 * KINDS.index(self.kind))
         if self.delay_s:
             time.sleep(self.delay_s)
         if self.fail_after is not None and len(self.api_requests()) > self.fail_after:
