@@ -156,8 +156,17 @@ def _bars(
             bars[key] = progress.add_task(f"{provider} {step}", total=request.limit)
         progress.advance(bars[key], n)
 
+    def finish() -> None:
+        # A provider that ran out before the limit ends its bars full, at what it gave.
+        for task in progress.tasks:
+            progress.update(task.id, total=task.completed)
+        progress.stop()
+
     with progress:
-        yield advance, progress.stop
+        try:
+            yield advance, finish
+        finally:
+            finish()
 
 
 def print_search_summary(outcome: SearchOutcome, query: str, dataset: str) -> None:
