@@ -190,6 +190,22 @@ class ApiClient:
         body = {"candidate_ids": candidate_ids}
         return self._json("POST", f"/datasets/{dataset_id}/searches/{search_id}/add", json=body)
 
+    def reference_faces(self, dataset_id: str) -> dict[str, Any]:
+        """The dataset's reference faces (the identity filter), its face model and threshold."""
+        return self._json("GET", f"/datasets/{dataset_id}/identity/references")
+
+    def set_reference_faces(
+        self, dataset_id: str, image_ids: list[str], max_distance: float | None = None
+    ) -> dict[str, Any]:
+        """Make these pictures of the dataset its reference faces (503: the server lacks dlib)."""
+        body: dict[str, Any] = {"image_ids": image_ids}
+        if max_distance is not None:
+            body["max_distance"] = max_distance
+        return self._json("PUT", f"/datasets/{dataset_id}/identity/references", json=body, timeout=120)
+
+    def clear_reference_faces(self, dataset_id: str) -> None:
+        self._request("DELETE", f"/datasets/{dataset_id}/identity/references")
+
     def run_form(self, stage: str) -> dict[str, Any]:
         """The JSON schema of a stage's options, read from the API's OpenAPI document: the form's fields."""
         spec = self._json("GET", "/openapi.json")

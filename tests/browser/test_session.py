@@ -10,24 +10,28 @@ import shutil
 import time
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.support.browser import (
-    VIEWPORT,
+    STEP_TIMEOUT_MS,
     Dashboard,
     Screenshots,
+    cards,
     chromium,
+    failure_screenshot,
+    no_tracebacks,
+    open_page,
+    pick_option,
     running_dashboard,
     screenshots_folder,
+    settle,
+    wait_for_task,
 )
 from tests.support.images import corrupt_jpeg, real_photo_paths
 
-STEP_TIMEOUT_MS = 30_000
 RUN_TIMEOUT_MS = 90_000
 
 
@@ -53,40 +57,6 @@ def dashboard(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Dashboard]:
         yield running
 
 
-@contextmanager
-def failure_screenshot(shots: Screenshots, browser: Any) -> Iterator[Any]:
-    """A page whose last state is saved as a screenshot when a step fails."""
-    page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
-    try:
-        yield page
-    except BaseException:
-        shots.take(page, "failed")
-        page.screenshot(path=str(shots.folder / "failed-full-page.png"), full_page=True)
-        print("failed at", page.url, page.get_by_test_id("stAlert").all_inner_texts())
-        raise
-
-
-def settle(page: Any) -> None:
-    """Wait until Streamlit has finished the rerun a click or key press started."""
-    page.wait_for_timeout(150)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=STEP_TIMEOUT_MS
-    )
-    page.wait_for_timeout(100)
-
-
-def open_page(page: Any, name: str) -> None:
-    page.get_by_test_id("stSidebar").get_by_text(name, exact=True).click()
-    settle(page)
-
-
-def pick_option(page: Any, label: str, option: str, *, sidebar: bool = False) -> None:
-    scope = page.get_by_test_id("stSidebar") if sidebar else page
-    scope.get_by_test_id("stSelectbox").filter(has_text=label).click()
-    page.get_by_role("option", name=option, exact=True).click()
-    settle(page)
-
-
 def detail_title(page: Any) -> str:
     return str(page.locator(".st-key-detail_panel h3").first.inner_text()).strip()
 
@@ -95,24 +65,6 @@ def wait_for_title(page: Any, name: str) -> float:
     start = time.perf_counter()
     page.locator(".st-key-detail_panel h3", has_text=name).wait_for(timeout=STEP_TIMEOUT_MS)
     return time.perf_counter() - start
-
-
-def no_tracebacks(page: Any) -> None:
-    assert page.get_by_test_id("stException").count() == 0
-    assert "Traceback" not in page.locator("body").inner_text()
-
-
-def cards(api: httpx.Client, dataset_id: str) -> dict[str, dict[str, Any]]:
-    return {c["original_filename"]: c for c in api.get(f"/datasets/{dataset_id}/cards").json()["data"]}
-
-
-def wait_for_task(api: httpx.Client, task_id: str) -> dict[str, Any]:
-    for _ in range(480):  # the bound only stops a hung run
-        task = api.get(f"/tasks/{task_id}").json()
-        if task["status"] not in ("PENDING", "RUNNING"):
-            return task
-        time.sleep(0.25)
-    raise AssertionError("the run never ended")
 
 
 def test_a_whole_session_in_the_browser(dashboard: Dashboard, tmp_path: Path) -> None:

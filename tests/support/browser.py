@@ -22,6 +22,7 @@ import httpx
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VIEWPORT = {"width": 1280, "height": 800}
+STEP_TIMEOUT_MS = 30_000
 SCREENSHOTS_ENV = os.environ.get("LORAFORGE_SCREENSHOTS")
 """Read at import: the stack fixtures clear LORAFORGE_* variables before a test runs."""
 
@@ -128,3 +129,55 @@ def screenshots_folder(tmp_path: Path) -> Path:
     folder = Path(SCREENSHOTS_ENV or tmp_path / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@contextmanager
+def failure_screenshot(shots: Screenshots, browser: Any) -> Iterator[Any]:
+    """A page whose last state is saved as a screenshot when a step fails."""
+    page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
+    try:
+        yield page
+    except BaseException:
+        shots.take(page, "failed")
+        page.screenshot(path=str(shots.folder / "failed-full-page.png"), full_page=True)
+        print("failed at", page.url, page.get_by_test_id("stAlert").all_inner_texts())
+        raise
+
+
+def settle(page: Any) -> None:
+    """Wait until Streamlit has finished the rerun a click or key press started."""
+    page.wait_for_timeout(150)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=STEP_TIMEOUT_MS
+    )
+    page.wait_for_timeout(100)
+
+
+def open_page(page: Any, name: str) -> None:
+    page.get_by_test_id("stSidebar").get_by_text(name, exact=True).click()
+    settle(page)
+
+
+def pick_option(page: Any, label: str, option: str, *, sidebar: bool = False) -> None:
+    scope = page.get_by_test_id("stSidebar") if sidebar else page
+    scope.get_by_test_id("stSelectbox").filter(has_text=label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    settle(page)
+
+
+def no_tracebacks(page: Any) -> None:
+    assert page.get_by_test_id("stException").count() == 0
+    assert "Traceback" not in page.locator("body").inner_text()
+
+
+def cards(api: httpx.Client, dataset_id: str) -> dict[str, dict[str, Any]]:
+    return {c["original_filename"]: c for c in api.get(f"/datasets/{dataset_id}/cards").json()["data"]}
+
+
+def wait_for_task(api: httpx.Client, task_id: str) -> dict[str, Any]:
+    for _ in range(480):  # the bound only stops a hung run
+        task = api.get(f"/tasks/{task_id}").json()
+        if task["status"] not in ("PENDING", "RUNNING"):
+            return task
+        time.sleep(0.25)
+    raise AssertionError("the run never ended")

@@ -13,14 +13,21 @@ from PIL import Image, ImageDraw, ImageOps
 PREVIEW_PX = 900
 CROP_COLOUR = (56, 189, 248)  # sky blue: reads on skin, sky and shadow alike
 FACE_COLOUR = (250, 204, 21)  # amber
+SAME_PERSON_COLOUR = (74, 222, 128)  # green: the face matching the reference faces
+OTHER_PERSON_COLOUR = (248, 113, 113)  # red: the closest face, of someone else
 SHADE = (0, 0, 0, 120)
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
 def annotated_preview(
-    data: bytes, box: Sequence[float] | None, faces: tuple[tuple[float, ...], ...], size_px: int = PREVIEW_PX
+    data: bytes,
+    box: Sequence[float] | None,
+    faces: tuple[tuple[float, ...], ...],
+    size_px: int = PREVIEW_PX,
+    identity: tuple[tuple[float, ...], bool] | None = None,
 ) -> bytes:
-    """JPEG bytes: the picture fitted into `size_px`, outside the crop box shaded, the box and faces drawn.
+    """JPEG bytes: the picture fitted into `size_px`, outside the crop box shaded, the box and faces drawn,
+    and `identity` (the face compared with the reference faces, and whether it matched) drawn over them.
 
     Boxes are in the original's pixels (as the bucket and face stages record them).
     """
@@ -42,6 +49,11 @@ def annotated_preview(
         if len(face) >= 4:
             left, top, right, bottom = (round(v * scale) for v in face[:4])
             draw.rectangle((left, top, right, bottom), outline=FACE_COLOUR, width=line)
+    if identity and len(identity[0]) == 4:
+        left, top, right, bottom = (round(v * scale) for v in identity[0])
+        colour = SAME_PERSON_COLOUR if identity[1] else OTHER_PERSON_COLOUR
+        pad = line  # just outside the detector's box, so both show where they coincide
+        draw.rectangle((left - pad, top - pad, right + pad, bottom + pad), outline=colour, width=line + 1)
     out = io.BytesIO()
     picture.save(out, format="JPEG", quality=88)
     return out.getvalue()

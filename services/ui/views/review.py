@@ -25,6 +25,7 @@ from services.ui.state import (
     thumbnail,
 )
 from services.ui.views.bulk import show_bulk_bar
+from services.ui.views.identity import identity_box, identity_of, show_identity_badge, show_reference_faces
 from services.ui.views.preview import annotated_preview, face_boxes
 
 STATUSES = ["pending", "kept", "rejected", "duplicate"]
@@ -84,6 +85,7 @@ def show_grid(dataset: dict[str, Any], review: Review, filters: dict[str, Any]) 
     if review.open_id is None and cards:
         review.open_id = cards[0]["id"]
     show_bulk_bar(dataset, review, filters, listing["count"], cards)
+    show_reference_faces(dataset, review)
     if not cards:
         if listing["count"]:
             st.info(f"Page {page} is past the end: there are {pages} page(s). Go back to page {pages}.")
@@ -167,6 +169,7 @@ def show_detail(dataset: dict[str, Any], review: Review, checks: dict[str, Any])
     show_preview(image)
     show_caption(dataset["id"], image)
     show_badges(image, checks)
+    show_identity_badge(image)
     show_facts(image)
 
 
@@ -214,7 +217,15 @@ def show_preview(image: dict[str, Any]) -> None:
     bucket = image.get("bucket") or {}
     try:
         data = original(caller_key(), image["id"])
-        preview = annotated_preview(data, tuple(bucket.get("box") or ()) or None, face_boxes(image))
+        matched = identity_box(image)
+        compared = identity_of(image)
+        same = bool(compared and compared["distance"] <= compared.get("max_distance", 0.6))
+        preview = annotated_preview(
+            data,
+            tuple(bucket.get("box") or ()) or None,
+            face_boxes(image),
+            identity=(matched, same) if matched else None,
+        )
     except ApiError as exc:
         st.warning(f"No preview: {one_line(exc)}")
         return
@@ -226,6 +237,10 @@ def show_preview(image: dict[str, Any]) -> None:
         legend.append(f"blue: crop to the {bucket['width']}×{bucket['height']} bucket")
     if image.get("faces"):
         legend.append(f"amber: {len(image['faces'])} face(s)")
+    if matched:
+        legend.append(
+            "green: the face matching the reference faces" if same else "red: closest face, another person"
+        )
     st.image(preview, caption=" · ".join(legend) or None, width="stretch")
 
 
