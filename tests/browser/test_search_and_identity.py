@@ -209,3 +209,41 @@ def test_reference_faces_in_the_browser(dashboard: Dashboard, tmp_path: Path) ->
         assert page.get_by_text("Reference faces · none").count() == 1
         no_tracebacks(page)
         shots.take(page, "reference-faces-cleared")
+
+
+def test_a_server_without_the_face_models_says_so_in_one_line(
+    stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The API answers 503 when its dlib weights are unusable (here a model folder holding a truncated
+    recogniser and no landmark model): the dashboard says so in one line and nothing is set."""
+    from tests.identity.photos import portrait
+
+    weights = tmp_path / "models" / "dlib"
+    weights.mkdir(parents=True)
+    (weights / "dlib_face_recognition_resnet_model_v1.dat").write_bytes(b"truncated")
+    env = stack_env | {"LORAFORGE_EXECUTOR": "inline", "LORAFORGE_MODEL_DIR": str(tmp_path / "models")}
+    shots = Screenshots(screenshots_folder(tmp_path))
+    with running_dashboard(env, tmp_path / "logs") as dashboard:
+        api = dashboard.api()
+        dataset = new_dataset(dashboard, "nodlib")
+        ingest = api.post(
+            f"/datasets/{dataset['id']}/images",
+            files=[("files", ("hopper.jpg", _jpeg(portrait("grace_hopper")), "image/jpeg"))],
+        ).json()
+        assert wait_for_task(api, ingest["task_id"])["status"] == "COMPLETED"
+        (image_id,) = (card["id"] for card in cards(api, dataset["id"]).values())
+        with chromium() as browser, failure_screenshot(shots, browser) as page:
+            page.goto(dashboard.ui_url)
+            page.locator(f".st-key-pick-{dataset['id']}-{image_id}").wait_for(timeout=60_000)
+            settle(page)
+            page.locator(f".st-key-pick-{dataset['id']}-{image_id}").get_by_text("Pick").click()
+            settle(page)
+            page.get_by_text("Reference faces · none").click()
+            page.get_by_role("button", name="Use the 1 picked as reference faces").click()
+            alert = page.get_by_test_id("stAlert").filter(has_text="not available on this server")
+            alert.wait_for(timeout=STEP_TIMEOUT_MS)
+            assert "\n" not in alert.inner_text().strip(), alert.inner_text()
+            assert "dlib" in alert.inner_text()
+            no_tracebacks(page)
+            shots.take(page, "reference-faces-503")
+        assert api.get(f"/datasets/{dataset['id']}/identity/references").json()["count"] == 0
