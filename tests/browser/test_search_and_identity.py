@@ -6,6 +6,7 @@ downloads allowed. The reference faces use the real dlib models on real portrait
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,9 @@ def test_search_add_and_statistics_in_the_browser(
         assert "CC0" in body.upper() or "CC BY" in body.upper(), body[:2000]
         licence_links = page.locator("a[href*='creativecommons.org']")
         assert licence_links.count() >= 8
+        shown = page.get_by_text(re.compile(r"^Grace Hopper \d+$")).all_inner_texts()  # the titles, in order
+        assert len(shown) == 8, shown
+        labels = set(licence_links.all_inner_texts())
         shots.take(page, "search-candidates")
 
         # Pick three and add them: the download and ingest run shows on the Pipeline page.
@@ -96,11 +100,15 @@ def test_search_add_and_statistics_in_the_browser(
         # The dataset gained exactly those three, each with its provenance and licence.
         added = cards(api, dataset["id"])
         assert len(added) == 3, added
+        titles = set()
         for card in added.values():
             provenance = api.get(f"/images/{card['id']}").json()["metadata"]["provenance"]
+            titles.add(provenance["title"])
             assert provenance["provider"] == "openverse", provenance
+            assert provenance["licence_label"] in labels, (provenance, labels)
             assert provenance["licence"] and provenance["page_url"] and provenance["file_url"], provenance
             assert provenance["file_url"].startswith(openverse.url)
+        assert titles == set(shown[:3])  # exactly the three picked
         assert len(openverse.file_requests()) >= 3
 
         # Statistics: after curation, captions and buckets every chart has data; each renders (vega-embed
