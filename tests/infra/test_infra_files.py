@@ -43,7 +43,9 @@ def stage_of(commands: list[dockerfile.Command], name: str) -> list[dockerfile.C
 
 
 def pyproject_pin(package: str) -> str:
-    dependencies = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    """The version pyproject.toml pins, in the dependencies or the models extra (where torch is)."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    dependencies = project["dependencies"] + project["optional-dependencies"]["models"]
     return next(dep.split("==")[1] for dep in dependencies if dep.startswith(f"{package}=="))
 
 
@@ -62,7 +64,7 @@ def test_dockerfile_defaults_to_slim_python_and_cpu_torch() -> None:
     assert args["TORCH_VARIANT"] == "cpu"
     # Empty: the variant picks the index (test_torch_step_installs_the_variants_build).
     assert args["TORCH_INDEX_URL"] == '""'
-    # The torch pre-install must be the build pyproject.toml pins, or `pip install .` replaces it.
+    # The torch pre-install must be the build pyproject.toml pins, or `pip install .[models]` replaces it.
     assert args["TORCH_VERSION"] == pyproject_pin("torch")
     assert args["TORCHVISION_VERSION"] == pyproject_pin("torchvision")
 
@@ -138,7 +140,8 @@ def test_torch_step_fails_the_build_on_a_mismatch(
 def test_dockerfile_installs_the_package_and_runs_as_non_root() -> None:
     commands = instructions()
     builder, runtime = stage_of(commands, "builder"), stage_of(commands, "runtime")
-    assert any(c.cmd == "RUN" and c.value[0].strip() == "pip install ." for c in builder)
+    # The models extra: the image runs the model stages (captioning, CLIP, RetinaFace) on the cluster.
+    assert any(c.cmd == "RUN" and c.value[0].strip() == 'pip install ".[models]"' for c in builder)
     users = [c.value[0] for c in runtime if c.cmd == "USER"]
     assert users and users[-1].split(":")[0] not in {"0", "root"}
     entrypoint = next(c for c in runtime if c.cmd == "ENTRYPOINT")
