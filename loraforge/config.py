@@ -57,7 +57,9 @@ class Settings(BaseSettings):
         "default: start Ray locally.",
     )
     ray_num_cpus: int | None = Field(default=None, ge=1, description="CPUs for a locally started Ray.")
-    prefect_api_url: str | None = Field(default=None, description="Prefect API; default: ephemeral.")
+    prefect_api_url: str | None = Field(
+        default=None, description="Prefect API; default: none, flows run locally (see orchestration)."
+    )
     model_dir: Path | None = Field(default=None, description="Folder holding offline model weights.")
     executor: Literal["auto", "ray", "inline"] = Field(
         default="auto",
