@@ -1,10 +1,11 @@
 """The whole pipeline on ~500 pictures: the `build-dataset` flow (Prefect + Ray) beside the same stages
 run inline in one process, plus the number of Prefect task runs the flow created.
 
-The inline baseline runs the very same flow code with orchestration taken out: every Prefect flow and task
-is called through its plain function (`.fn`), artifacts are skipped, and LORAFORGE_EXECUTOR=inline keeps
-per-image work in this process. Both runs start from an empty catalog and store; the corpus is mostly
-distinct pictures (structured noise) with a few real photos, some with faces.
+The inline baseline runs the very same flow code with orchestration taken out, as `loraforge run` does with
+no Prefect server configured (LORAFORGE_ORCHESTRATION=local: every flow and task called as its plain
+function, artifacts skipped), and LORAFORGE_EXECUTOR=inline keeps per-image work in this process. Both
+runs start from an empty catalog and store; the corpus is mostly distinct pictures (structured noise) with a
+few real photos, some with faces.
 
     python bench/pipeline.py [--images 500] [--shard-size 125]
 """
@@ -25,8 +26,6 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-FLOW_MODULES = ("ingest", "curate", "caption", "bucket", "export", "build_dataset")
 
 
 def make_corpus(folder: Path, count: int) -> None:
@@ -81,34 +80,6 @@ def build_kwargs(corpus: Path, out: Path, shard_size: int) -> dict[str, Any]:
     return {"dataset_id": dataset_id, "options": options, "out": str(out)}
 
 
-def strip_orchestration() -> None:
-    """Point every flow module's Prefect tasks and subflows at their plain functions."""
-    import importlib
-
-    import flows._common as common
-
-    class PlainTask:
-        """A Prefect task's function, answering with_options() like the task does."""
-
-        def __init__(self, fn: Any) -> None:
-            self.fn = fn
-
-        def with_options(self, **_: Any) -> Any:
-            return self.fn
-
-    common.new_progress_artifact = lambda *a, **k: None  # type: ignore[assignment]
-    common.run_shard = PlainTask(common.run_shard.fn)  # type: ignore[assignment]
-    for name in FLOW_MODULES:
-        module = importlib.import_module(f"flows.{name}")
-        for attr, value in list(vars(module).items()):
-            if hasattr(value, "fn") and (attr.endswith("_flow") or hasattr(value, "task_key")):
-                setattr(module, attr, value.fn)
-            if attr.startswith("publish_"):
-                setattr(module, attr, lambda *a, **k: None)
-            if attr == "new_progress_artifact":
-                setattr(module, attr, lambda *a, **k: None)
-
-
 def count_task_runs() -> int:
     from prefect.client.orchestration import get_client
 
@@ -152,13 +123,13 @@ def main() -> None:
     orchestrated_s = time.perf_counter() - start
     task_runs = count_task_runs() - warm_tasks
 
-    strip_orchestration()
-    import flows.build_dataset as build_module
+    from flows.orchestration import run_flow
 
+    os.environ["LORAFORGE_ORCHESTRATION"] = "local"
     configure(work / "inline", "inline")
     start = time.perf_counter()
-    inline_summary = build_module.build_dataset_flow(
-        **build_kwargs(corpus, work / "out-inline", args.shard_size)
+    inline_summary = run_flow(
+        build_dataset_flow, **build_kwargs(corpus, work / "out-inline", args.shard_size)
     )
     inline_s = time.perf_counter() - start
     assert inline_summary["exported"] == summary["exported"], (inline_summary, summary)
