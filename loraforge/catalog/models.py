@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models of the catalog (DESIGN.md §3); the single source of truth for metadata."""
+"""SQLAlchemy 2 models of the catalog (docs/architecture.md); the single source of truth for metadata."""
 
 from __future__ import annotations
 

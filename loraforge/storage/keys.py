@@ -1,4 +1,4 @@
-"""Object key layout (DESIGN.md §4): one function per kind of object."""
+"""Object key layout, one function per kind of object: this file is the layout's one definition."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 
 def real_photo_paths() -> dict[str, Path]:
-    """Real photographs that ship inside installed packages (ENVIRONMENT.md)."""
+    """Real photographs that ship inside installed packages (scikit-image, scikit-learn, matplotlib)."""
     import matplotlib
     import skimage
     import sklearn
