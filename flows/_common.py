@@ -81,7 +81,7 @@ class ProgressReporter:
 
 
 def publish_table(**artifact: Any) -> None:
-    """A table artifact on the Prefect run, when there is one to show it (see flows._orchestration)."""
+    """A table artifact on the Prefect run, when there is one to show it (see flows/orchestration.py)."""
     if not in_flow_run():
         return
     from prefect.artifacts import create_table_artifact

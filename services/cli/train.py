@@ -14,13 +14,12 @@ from rich.table import Table
 
 from loraforge.catalog.names import DEFAULT_WORKSPACE
 from loraforge.training.options import TrainOptions
-
-if TYPE_CHECKING:
-    from loraforge.stages.context import Context
-
 from services.cli.main import app, emit_json, err_console, handle_errors, out_console
 from services.cli.options import AS_JSON, WORKSPACE, dataset_param, options_command
 from services.cli.runtime import cli_context, resolve_dataset, run_with_progress
+
+if TYPE_CHECKING:
+    from loraforge.stages.context import Context
 
 trainings_app = typer.Typer(
     help="Trainings on Replicate: list them, show one, read its logs, cancel it.", no_args_is_help=True
