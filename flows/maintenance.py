@@ -7,6 +7,7 @@ demand: from the Prefect UI, or the CLI (`loraforge maintenance ...`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,13 @@ from loraforge.training import records as training_records
 from loraforge.training import service as training_service
 
 
+def _logger() -> Any:
+    """The Prefect run's logger (shown in its UI), or this module's when the flow runs locally."""
+    from flows.orchestration import in_flow_run
+
+    return get_run_logger() if in_flow_run() else logging.getLogger(__name__)
+
+
 @flow(name="reap-stale-tasks")
 def reap_stale_tasks_flow() -> dict[str, Any]:
     """Mark CRASHED the runs whose process died: gone from this host, or silent past the heartbeat limit."""
@@ -28,7 +36,7 @@ def reap_stale_tasks_flow() -> dict[str, Any]:
     with ctx.catalog.session() as session:
         reaped = tasks.reap(session, stale_after_s=ctx.settings.task_stale_after_s)
     if reaped:
-        get_run_logger().warning("marked %d run(s) CRASHED: %s", len(reaped), ", ".join(reaped))
+        _logger().warning("marked %d run(s) CRASHED: %s", len(reaped), ", ".join(reaped))
     return {"reaped": reaped}
 
 
@@ -45,7 +53,7 @@ def sync_sources_flow() -> dict[str, Any]:
     ctx = open_context()
     with ctx.catalog.session() as session:
         watched = maintenance.datasets_with_watched_sources(session)
-    logger = get_run_logger()
+    logger = _logger()
     synced: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     for dataset_id, folders in watched:
@@ -76,7 +84,7 @@ def sync_trainings_flow() -> dict[str, Any]:
     others: it is reported, and the next run tries again.
     """
     ctx = open_context()
-    logger = get_run_logger()
+    logger = _logger()
     with ctx.catalog.session() as session:
         pending = [(row.id, row.provider) for row in training_records.trainings_to_sync(session)]
     checked, unsupported, failed = [], [], {}

@@ -64,8 +64,9 @@ def sync_sources() -> None:
     """Re-ingest every watched folder now; only new pictures are added."""
     cli_context()
     from flows.maintenance import sync_sources_flow
+    from flows.orchestration import run_flow
 
-    result = sync_sources_flow()
+    result = run_flow(sync_sources_flow)
     emit_json(result)
 
 
@@ -75,8 +76,9 @@ def reap() -> None:
     """Mark CRASHED every run whose process died (the same as `loraforge tasks reap`, for every dataset)."""
     cli_context()
     from flows.maintenance import reap_stale_tasks_flow
+    from flows.orchestration import run_flow
 
-    emit_json(reap_stale_tasks_flow())
+    emit_json(run_flow(reap_stale_tasks_flow))
 
 
 @sources_app.command("watch")
