@@ -22,6 +22,8 @@ class FlakyProxy:
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._trigger: tuple[bytes, int, float | None] | None = None
+        self.triggered = threading.Event()
 
     @property
     def endpoint(self) -> str:
@@ -69,8 +71,31 @@ class FlakyProxy:
         timer.start()
         return timer
 
+    def outage_on_request(self, marker: bytes, seconds: float | None, *, skip: int = 0) -> None:
+        """Go down for `seconds` (None: until come_back()) the moment a client sends bytes containing `marker` for the time number
+        `skip + 1`, before they reach the server: the outage then meets that very call, however the
+        client's work is timed. Once only."""
+        self._trigger = (marker, skip, seconds)
+
     def close(self) -> None:
         self.go_down()
+
+    def _intercept(self, data: bytes) -> bool:
+        """Whether these client bytes set off the armed outage (they are then never forwarded)."""
+        with self._lock:
+            trigger = self._trigger
+            if trigger is None or trigger[0] not in data:
+                return False
+            marker, skip, seconds = trigger
+            self._trigger = (marker, skip - 1, seconds) if skip else None
+            if skip:
+                return False
+        if seconds is None:
+            self.go_down()
+        else:
+            self.outage(seconds)
+        self.triggered.set()
+        return True
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -89,21 +114,29 @@ class FlakyProxy:
                     _reset(server)
                     continue
                 self._open.update((client, server))
-            _pump_both(client, server, self._forget)
+            _pump_both(client, server, self._forget, self._intercept)
 
     def _forget(self, sock: socket.socket) -> None:
         with self._lock:
             self._open.discard(sock)
 
 
-def _pump_both(client: socket.socket, server: socket.socket, forget: Callable[[socket.socket], None]) -> None:
-    """Copy bytes both ways; once both directions have ended, close the two sockets."""
+def _pump_both(
+    client: socket.socket,
+    server: socket.socket,
+    forget: Callable[[socket.socket], None],
+    intercept: Callable[[bytes], bool],
+) -> None:
+    """Copy bytes both ways; once both directions have ended, close the two sockets. Client bytes go
+    through `intercept` first: True means the proxy went down on them, so they are dropped."""
     remaining = [2]
     lock = threading.Lock()
 
     def run(source: socket.socket, target: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                if source is client and intercept(data):
+                    raise ConnectionResetError("the proxy went down on this request")
                 target.sendall(data)
             target.shutdown(socket.SHUT_WR)
         except OSError:
