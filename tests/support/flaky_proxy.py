@@ -72,9 +72,9 @@ class FlakyProxy:
         return timer
 
     def outage_on_request(self, marker: bytes, seconds: float | None, *, skip: int = 0) -> None:
-        """Go down for `seconds` (None: until come_back()) the moment a client sends bytes containing `marker` for the time number
-        `skip + 1`, before they reach the server: the outage then meets that very call, however the
-        client's work is timed. Once only."""
+        """Go down for `seconds` (None: until come_back()) the moment a client sends bytes containing
+        `marker` for the time number `skip + 1`, before they reach the server: the outage then meets
+        that very call, however the client's work is timed. Once only."""
         self._trigger = (marker, skip, seconds)
 
     def close(self) -> None:
