@@ -28,18 +28,15 @@ import httpx
 
 from loraforge.errors import InvalidInput, LoraForgeError
 from loraforge.sources.enumerate import SourceLimits
-from loraforge.sources.url_safety import Resolver, connect_address
-
-# The pieces of the URL fetcher every download here reuses: address checks, the pinned connection
-# backend with its deadline, and the bounded body reader.
-from loraforge.sources.urls import (
-    _BoundedDecoder,
-    _checked_addresses,
-    _DeadlinePassed,
-    _parse,
-    _PinnedBackend,
-    _read_image_body,
+from loraforge.sources.pinned_http import (
+    BoundedDecoder,
+    DeadlinePassed,
+    PinnedBackend,
+    checked_addresses,
+    parse_url,
+    read_image_body,
 )
+from loraforge.sources.url_safety import Resolver, connect_address
 
 MAX_JSON_BYTES = 8 * 1024 * 1024
 """A provider's answer is a page of metadata: anything bigger is not one."""
@@ -154,14 +151,14 @@ class ApiClient:
 
     def _exchange(self, url: str, headers: Mapping[str, str], *, redirects: int, picture: bool) -> Response:
         deadline = time.monotonic() + self.limits.url_deadline_s
-        target = _parse(url)
+        target = parse_url(url)
         for _hop in range(redirects + 1):
-            addresses = _checked_addresses(target, self.limits.allow_private_urls, self.resolver)
+            addresses = checked_addresses(target, self.limits.allow_private_urls, self.resolver)
             try:
                 outcome = self._get(
                     target, [connect_address(a) for a in addresses], headers, deadline, picture=picture
                 )
-            except _DeadlinePassed as exc:
+            except DeadlinePassed as exc:
                 raise ProviderError(
                     f"{target.host} did not answer within {self.limits.url_deadline_s:g} s"
                 ) from exc
@@ -183,7 +180,7 @@ class ApiClient:
         *,
         picture: bool,
     ) -> Response | httpx.URL:
-        backend = _PinnedBackend(target.raw_host.decode("ascii"), addresses, deadline)
+        backend = PinnedBackend(target.raw_host.decode("ascii"), addresses, deadline)
         timeout = self.limits.url_timeout_s
         request_url = httpcore.URL(
             scheme=target.raw_scheme, host=target.raw_host, port=target.port, target=target.raw_path
@@ -210,16 +207,16 @@ class ApiClient:
                 location = received.get("location")
                 if not location:
                     raise InvalidInput(f"HTTP {response.status} from {target} without a Location")
-                return _parse(str(target.join(location)))
+                return parse_url(str(target.join(location)))
             if response.status != 200 or not picture:
                 body = _read_capped(received, response.iter_stream(), MAX_JSON_BYTES)
             else:
-                body = _read_image_body(received, response.iter_stream(), self.limits.max_file_bytes)
+                body = read_image_body(received, response.iter_stream(), self.limits.max_file_bytes)
             return Response(response.status, received, body)
 
 
 def _read_capped(headers: httpx.Headers, chunks: Any, max_bytes: int) -> bytes:
-    decoder = _BoundedDecoder(headers.get("content-encoding", ""), max_bytes)
+    decoder = BoundedDecoder(headers.get("content-encoding", ""), max_bytes)
     body = bytearray()
     for chunk in chunks:
         body += decoder.decode(chunk)
