@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Query, UploadFile, status
+from fastapi import APIRouter, Query
 from pydantic import Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,9 +21,8 @@ from loraforge.stages import operations
 from loraforge.stages.curate_records import ISSUES_KEY
 from loraforge.stages.datasets import get_dataset
 from loraforge.stages.review import resolve_images
-from services.api.deps import ContextDep, ReleasingRoute, SessionDep, StoreDep
+from services.api.deps import ReleasingRoute, SessionDep
 from services.api.schemas import ERROR_RESPONSES, ImageStatus, ReviewStatus, Schema
-from services.api.uploads import store_uploads
 
 router = APIRouter(route_class=ReleasingRoute, tags=["bulk"])
 MAX_SELECTION = 10_000
@@ -121,11 +120,6 @@ class BulkResult(Schema):
     captions: list[CaptionChangePublic] = Field(default_factory=list)
 
 
-class UploadStaged(Schema):
-    upload_batch: str
-    names: list[str]
-
-
 @router.get("/datasets/{dataset_id}/cards", response_model=CardsPublic)
 def read_cards(
     session: SessionDep,
@@ -192,28 +186,6 @@ def edit_selection_captions(session: SessionDep, dataset_id: str, body: BulkCapt
         image_ids=[change.image_id for change in changes],
         captions=changes,
     )
-
-
-@router.post(
-    "/datasets/{dataset_id}/uploads",
-    response_model=UploadStaged,
-    status_code=status.HTTP_201_CREATED,
-    responses=ERROR_RESPONSES,
-)
-def stage_uploads(
-    session: SessionDep,
-    ctx: ContextDep,
-    store: StoreDep,
-    dataset_id: str,
-    files: Annotated[list[UploadFile], File(min_length=1)],
-) -> UploadStaged:
-    """Store pictures (or zips, or URL lists) without ingesting them: give the batch to a build run
-    (`upload_batch`) to run the whole pipeline on them."""
-    get_dataset(session, dataset_id)
-    batch, names = store_uploads(
-        files, store, dataset_id=dataset_id, max_file_bytes=ctx.settings.max_file_bytes
-    )
-    return UploadStaged(upload_batch=batch, names=names)
 
 
 def edited_caption(before: str | None, operation: str, *, find: str, text: str) -> str | None:

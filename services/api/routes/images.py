@@ -1,4 +1,5 @@
-"""Images: list with filters, read one with everything stages recorded, manual review, bytes, upload."""
+"""Images: list with filters, read one with everything stages recorded, manual review, bytes, upload
+(ingested at once, or staged for a build run)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from services.api.schemas import (
     ImageReview,
     ImagesPublic,
     ImageStatus,
+    Schema,
     TaskAccepted,
 )
 from services.api.uploads import store_uploads
@@ -34,6 +36,11 @@ from services.api.uploads import store_uploads
 router = APIRouter(route_class=ReleasingRoute, tags=["images"])
 CHUNK_BYTES = 256 * 1024
 MEDIA_TYPES = {"jpeg": "image/jpeg", "jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+
+
+class UploadStaged(Schema):
+    upload_batch: str
+    names: list[str]
 
 
 @router.get("/datasets/{dataset_id}/images", response_model=ImagesPublic)
@@ -79,6 +86,28 @@ def upload_images(
             store.delete(info.key)
         raise
     return TaskAccepted(task_id=task_id, kind="ingest", status="PENDING")
+
+
+@router.post(
+    "/datasets/{dataset_id}/uploads",
+    response_model=UploadStaged,
+    status_code=status.HTTP_201_CREATED,
+    responses=ERROR_RESPONSES,
+)
+def stage_uploads(
+    session: SessionDep,
+    ctx: ContextDep,
+    store: StoreDep,
+    dataset_id: str,
+    files: Annotated[list[UploadFile], File(min_length=1)],
+) -> UploadStaged:
+    """Store pictures (or zips, or URL lists) without ingesting them: give the batch to a build run
+    (`upload_batch`) to run the whole pipeline on them."""
+    get_dataset(session, dataset_id)
+    batch, names = store_uploads(
+        files, store, dataset_id=dataset_id, max_file_bytes=ctx.settings.max_file_bytes
+    )
+    return UploadStaged(upload_batch=batch, names=names)
 
 
 @router.get("/images/{image_id}", response_model=ImageDetail)
