@@ -60,6 +60,11 @@ DEPLOYMENTS: tuple[FlowDeployment, ...] = (
 BY_KEY: dict[str, FlowDeployment] = {deployment.key: deployment for deployment in DEPLOYMENTS}
 """The pipeline stages: what the API and the CLI start runs of."""
 
+REQUESTED: tuple[FlowDeployment, ...] = (
+    FlowDeployment("search", "search-add", "flows/search.py:search_add_flow"),
+)
+"""Flows the API starts that are not pipeline stages: no run route or CLI stage of their own."""
+
 SCHEDULED: tuple[FlowDeployment, ...] = (
     FlowDeployment(
         "reap-tasks", "reap-stale-tasks", "flows/maintenance.py:reap_stale_tasks_flow", "schedule_reap_tasks"
@@ -84,8 +89,8 @@ SCHEDULED: tuple[FlowDeployment, ...] = (
 
 
 def load_flow(key: str) -> Flow[..., Any]:
-    """The Prefect flow of a stage or scheduled flow; NotFound when its module is not installed."""
-    deployment = BY_KEY.get(key) or {d.key: d for d in SCHEDULED}[key]
+    """The Prefect flow of a stage, requested or scheduled flow; NotFound when its module is not installed."""
+    deployment = BY_KEY.get(key) or {d.key: d for d in (*REQUESTED, *SCHEDULED)}[key]
     try:
         module = importlib.import_module(deployment.module)
     except ModuleNotFoundError as exc:
@@ -96,10 +101,11 @@ def load_flow(key: str) -> Flow[..., Any]:
     return getattr(module, deployment.function)  # type: ignore[no-any-return]
 
 
-def available_flows() -> dict[str, Flow[..., Any]]:
-    """Every stage flow that can be imported, by key; a missing one is logged and skipped."""
+def available_flows(registry: tuple[FlowDeployment, ...] = DEPLOYMENTS) -> dict[str, Flow[..., Any]]:
+    """Every flow of the registry (by default the stages) that can be imported, by key; a missing one is
+    logged and skipped."""
     found: dict[str, Flow[..., Any]] = {}
-    for deployment in DEPLOYMENTS:
+    for deployment in registry:
         try:
             found[deployment.key] = load_flow(deployment.key)
         except NotFound as exc:
@@ -108,12 +114,13 @@ def available_flows() -> dict[str, Flow[..., Any]]:
 
 
 def to_deployments(settings: Settings | None = None) -> list[RunnerDeployment]:
-    """What `loraforge worker` serves: every importable pipeline flow, plus the scheduled flows with the
-    schedules their settings give. All are named DEPLOYMENT_NAME."""
+    """What `loraforge worker` serves: every importable pipeline and requested flow, plus the scheduled
+    flows with the schedules their settings give. All are named DEPLOYMENT_NAME."""
     from loraforge.config import get_settings
 
     settings = settings or get_settings()
-    served = [flow.to_deployment(name=DEPLOYMENT_NAME) for flow in available_flows().values()]
+    on_demand = available_flows((*DEPLOYMENTS, *REQUESTED)).values()
+    served = [flow.to_deployment(name=DEPLOYMENT_NAME) for flow in on_demand]
     for deployment in SCHEDULED:
         schedule = parse_schedule(getattr(settings, deployment.schedule_setting or ""))
         served.append(

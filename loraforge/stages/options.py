@@ -439,6 +439,17 @@ class BuildOptions(StageOptions):
         )
 
 
+Id = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+
+
+class SearchAddOptions(StageOptions):
+    """The candidates a client picked from a search preview, to download and ingest (not a pipeline
+    stage: the API's `POST /datasets/{id}/searches/{search_id}/add` starts it)."""
+
+    search_id: Id
+    candidate_ids: list[Id] = Field(min_length=1, max_length=500)
+
+
 STAGE_OPTIONS: dict[str, type[StageOptions]] = {
     "ingest": IngestOptions,
     "curate": CurateOptions,

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from flows import deployments
 from flows.deployments import DEPLOYMENT_NAME as DEPLOYMENT_NAME  # re-exported for callers of the API module
-from flows.deployments import DEPLOYMENTS
+from flows.deployments import DEPLOYMENTS, REQUESTED
 from loraforge import tasks
 from loraforge.catalog.models import Task
 from loraforge.errors import LoraForgeError
@@ -40,20 +40,24 @@ def available_flows() -> dict[StageName, Any]:
 
 def deployment_name_for(flow: Any) -> str:
     """`<flow name>/loraforge`: the registry's deployment for this flow, the one `loraforge worker` serves."""
-    return {d.flow_name: d.deployment_name for d in DEPLOYMENTS}[flow.name]
+    return {d.flow_name: d.deployment_name for d in (*DEPLOYMENTS, *REQUESTED)}[flow.name]
 
 
-def launch(ctx: Context, *, stage: StageName, dataset_id: str, options: StageOptions) -> str:
-    """Check the options a client sent, create the task row and start the run; returns the task id."""
+def launch(ctx: Context, *, stage: StageName | str, dataset_id: str, options: StageOptions) -> str:
+    """Check the options a client sent, create the task row and start the run; returns the task id.
+
+    `stage` is a pipeline stage or the key of a flow the API requests (flows/deployments.py: REQUESTED);
+    it is also the task's kind."""
     options = check_client_options(options, ctx.settings)
     from flows import configure_prefect
 
     configure_prefect(ctx.settings)  # before the flow modules import prefect, which reads its env once
-    flow = load_flow(stage)
+    kind = str(stage)  # a StageName is its value
+    flow = deployments.load_flow(kind)
     with ctx.catalog.session() as session:
         task_id = tasks.create_task(
             session,
-            kind=stage.value,
+            kind=kind,
             dataset_id=dataset_id,
             params=options.model_dump(mode="json"),
             stale_after_s=ctx.settings.task_stale_after_s,
@@ -68,7 +72,7 @@ def launch(ctx: Context, *, stage: StageName, dataset_id: str, options: StageOpt
     thread = threading.Thread(
         target=_run_flow,
         args=(ctx, flow, arguments),
-        name=f"loraforge-{stage.value}-{task_id[:8]}",
+        name=f"loraforge-{kind}-{task_id[:8]}",
         daemon=True,
     )
     thread.start()

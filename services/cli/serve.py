@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from flows.deployments import DEPLOYMENTS, SCHEDULED, to_deployments
+from flows.deployments import DEPLOYMENTS, REQUESTED, SCHEDULED, to_deployments
 from loraforge.config import get_settings
 from loraforge.errors import ConfigError
 from services.cli.main import app, err_console, handle_errors
@@ -20,9 +20,9 @@ from services.cli.main import app, err_console, handle_errors
 log = logging.getLogger(__name__)
 API_APP = "services.api.main:app"
 WORKER_HELP = (
-    "Serve every pipeline flow as a Prefect deployment, and the maintenance flows on their schedules"
-    " (LORAFORGE_SCHEDULE_*: seconds, cron or off). Deployments: "
-    + ", ".join(d.deployment_name for d in (*DEPLOYMENTS, *SCHEDULED))
+    "Serve every pipeline flow (and the API's search-add) as a Prefect deployment, and the maintenance"
+    " flows on their schedules (LORAFORGE_SCHEDULE_*: seconds, cron or off). Deployments: "
+    + ", ".join(d.deployment_name for d in (*DEPLOYMENTS, *REQUESTED, *SCHEDULED))
     + "."
 )
 

@@ -17,13 +17,13 @@ import jsonschema
 import pytest
 import yaml
 
-from flows.deployments import DEPLOYMENT_NAME, DEPLOYMENTS, SCHEDULED
+from flows.deployments import DEPLOYMENT_NAME, DEPLOYMENTS, REQUESTED, SCHEDULED
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFRA = REPO_ROOT / "infra"
 DOCKERFILE = INFRA / "docker" / "Dockerfile"
-# The pipeline flows and the scheduled maintenance flows: prefect.yaml deploys them all.
-ENTRYPOINTS = {d.entrypoint for d in (*DEPLOYMENTS, *SCHEDULED)}
+# The pipeline flows, the API's search-add and the scheduled maintenance flows: prefect.yaml deploys them all.
+ENTRYPOINTS = {d.entrypoint for d in (*DEPLOYMENTS, *REQUESTED, *SCHEDULED)}
 # Where the image installs infra/docker/ray-node-entrypoint.sh; compose and the chart call it by this path.
 RAY_NODE_ENTRYPOINT = "/usr/local/bin/ray-node-entrypoint"
 

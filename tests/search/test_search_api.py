@@ -186,3 +186,57 @@ def test_saved_searches_and_the_sync_opt_in(client: TestClient, ctx: Context) ->
     answer = client.put(f"{API}/datasets/{dataset}/searches/sync", json={"enabled": True}, headers=ADMIN)
     assert answer.status_code == 200 and answer.json() == {"enabled": True}
     assert client.get(f"{API}/datasets/{dataset}/searches", headers=ADMIN).json()["sync"] is True
+
+
+@pytest.fixture
+def search_deployment(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The search-add deployment `loraforge worker` serves, registered without a worker, and the API
+    pointed at the harness's Prefect server, as LORAFORGE_PREFECT_API_URL does in deployment."""
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.deployments import DEPLOYMENT_NAME
+    from flows.search import search_add_flow
+
+    url = str(PREFECT_API_URL.value())
+    monkeypatch.setenv("PREFECT_API_URL", url)
+    monkeypatch.setenv("LORAFORGE_PREFECT_API_URL", url)
+    get_settings.cache_clear()
+    deployment_id = search_add_flow.to_deployment(name=DEPLOYMENT_NAME).apply()
+    yield deployment_id
+    with get_client(sync_client=True) as prefect:
+        prefect.delete_deployment(deployment_id)
+
+
+def test_adding_goes_to_the_worker_deployment_not_the_api_process(
+    client: TestClient, ctx: Context, fakes: dict[str, FakeProvider], search_deployment: Any
+) -> None:
+    from prefect import get_client
+
+    from flows.search import search_add_flow
+
+    dataset = dataset_id(ctx)
+    body = {"query": "ada lovelace", "providers": ["openverse"], "licences": ["cc0", "cc-by"], "limit": 4}
+    search = client.post(f"{API}/datasets/{dataset}/searches", json=body, headers=ADMIN).json()
+    picked = [c["id"] for c in search["candidates"][:2]]
+    added = client.post(
+        f"{API}/datasets/{dataset}/searches/{search['id']}/add", json={"candidate_ids": picked}, headers=ADMIN
+    )
+    assert added.status_code == 202, added.text
+    task = client.get(f"{API}/tasks/{added.json()['task_id']}", headers=ADMIN).json()
+    assert task["kind"] == "search" and task["status"] == "PENDING" and task["orchestrator_run_id"]
+    time.sleep(1)
+    assert not fakes["openverse"].file_requests()  # nothing downloaded by the API process
+    with get_client(sync_client=True) as prefect:
+        run = prefect.read_flow_run(task["orchestrator_run_id"])
+    assert run.deployment_id == search_deployment
+    assert run.parameters["options"] == {"search_id": search["id"], "candidate_ids": picked}
+
+    # What the worker does with that run: the flow, given the run's JSON parameters.
+    result = search_add_flow(**run.parameters)
+    assert result["task_id"] == task["id"] and result["ingest"]["added"] == 2
+    done = client.get(f"{API}/tasks/{task['id']}", headers=ADMIN).json()
+    assert done["status"] == "COMPLETED" and done["done"] == 2
+    with ctx.catalog.session() as session:
+        provenance = session.scalars(select(ImageMetadata).where(ImageMetadata.key == "provenance")).all()
+    assert len(provenance) == 2

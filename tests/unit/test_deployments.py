@@ -12,13 +12,13 @@ import pytest
 import yaml
 
 from flows import deployments
-from flows.deployments import BY_KEY, DEPLOYMENT_NAME, DEPLOYMENTS, SCHEDULED, FlowDeployment
+from flows.deployments import BY_KEY, DEPLOYMENT_NAME, DEPLOYMENTS, REQUESTED, SCHEDULED, FlowDeployment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFECT_YAML = REPO_ROOT / "infra" / "prefect" / "prefect.yaml"
 
 
-ALL = (*DEPLOYMENTS, *SCHEDULED)
+ALL = (*DEPLOYMENTS, *REQUESTED, *SCHEDULED)
 
 
 def test_registry_keys_names_and_entrypoints_are_unique() -> None:
@@ -66,7 +66,7 @@ def test_prefect_yaml_schedules_are_the_settings_defaults() -> None:
         expected = parse_schedule(default)
         (schedule,) = by_entrypoint[deployment.entrypoint]["schedules"]
         assert schedule.get("interval") == expected.interval_s and schedule.get("cron") == expected.cron
-    for deployment in DEPLOYMENTS:
+    for deployment in (*DEPLOYMENTS, *REQUESTED):
         assert not by_entrypoint[deployment.entrypoint].get("schedules")
 
 

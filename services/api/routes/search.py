@@ -1,39 +1,33 @@
 """Image searches: preview a provider search for a dataset, then add the candidates a client picks.
 
 A client never sends a URL: providers' addresses and keys are settings, and what a client adds is named by
-candidate ids the server stored when it previewed the search. Adding answers 202 with the ingest task.
+candidate ids the server stored when it previewed the search. Adding answers 202 with a `search` task,
+whose run (flows/search.py) downloads the picks and ingests them, on a Prefect worker when one serves it.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy import select
 
-from loraforge import tasks
 from loraforge.catalog.models import SearchCandidate
-from loraforge.errors import LoraForgeError
 from loraforge.sources.search import (
     Rating,
     SearchRequest,
-    add_candidates,
     find_candidates,
     provider_status,
     records,
 )
 from loraforge.sources.search import licences as licence_codes
-from loraforge.stages.context import Context
 from loraforge.stages.datasets import get_dataset
-from loraforge.stages.options import IngestOptions, StageOptions
-from loraforge.tasks import TaskCancelled
+from loraforge.stages.options import SearchAddOptions, StageOptions
+from services.api import pipeline
 from services.api.deps import ContextDep, ReleasingRoute, SessionDep, SettingsDep, release_connection
 from services.api.schemas import ERROR_RESPONSES, NO_CONTROL, TaskAccepted, Timestamp
 
-log = logging.getLogger(__name__)
 router = APIRouter(route_class=ReleasingRoute, tags=["search"])
 
 ProviderName = Literal["openverse", "wikimedia", "danbooru", "gelbooru", "safebooru", "brave"]
@@ -221,20 +215,9 @@ def add_search_candidates(
     get_dataset(session, dataset_id)
     query = records.get_query(session, dataset_id, search_id)
     ids = [row.id for row in records.picked_candidates(session, query, body.candidate_ids)]
-    task_id = tasks.create_task(
-        session,
-        kind="search",
-        dataset_id=dataset_id,
-        params={"search_id": search_id, "candidate_ids": ids},
-        stale_after_s=ctx.settings.task_stale_after_s,
-    ).id
-    session.commit()  # the row exists before the run that takes it starts
-    threading.Thread(
-        target=_add_in_background,
-        args=(ctx, dataset_id, search_id, ids, task_id),
-        name=f"loraforge-search-add-{task_id[:8]}",
-        daemon=True,
-    ).start()
+    release_connection(session)  # the run's task row is written on its own connection
+    options = SearchAddOptions(search_id=search_id, candidate_ids=ids)
+    task_id = pipeline.launch(ctx, stage="search", dataset_id=dataset_id, options=options)
     return TaskAccepted(task_id=task_id, kind="search", status="PENDING")
 
 
@@ -256,39 +239,3 @@ def _candidate_public(row: SearchCandidate) -> CandidatePublic:
         height=record.get("height"),
         flags=record["flags"],
     )
-
-
-def _add_in_background(ctx: Context, dataset_id: str, search_id: str, ids: list[str], task_id: str) -> None:
-    """Download (the task RUNNING, beating as each picture arrives), the normal ingest of the batch as a
-    sub-run, then link provenance; the task completes with each provider's line and the ingest summary."""
-    from flows.ingest import ingest_flow
-    from flows.orchestration import run_flow
-    from services.api.pipeline import prefect_settings
-
-    def beat(_provider: str, _step: str, _n: int) -> None:
-        with ctx.catalog.session() as session:
-            if tasks.heartbeat(session, task_id) == tasks.TaskStatus.CANCELLED:
-                raise TaskCancelled(f"task {task_id} was cancelled")
-
-    def ingest(batch: str) -> dict[str, Any]:
-        with prefect_settings(ctx.settings.prefect_api_url):
-            # A sub-run, as a build's stages are: this task ends after provenance is linked.
-            summary = run_flow(ingest_flow, dataset_id, IngestOptions(upload_batch=batch), parent_id=task_id)
-        return summary  # type: ignore[no-any-return]
-
-    try:
-        with ctx.catalog.session() as session:
-            tasks.start_task(session, task_id, total=len(ids))
-        outcome = add_candidates(ctx, dataset_id, search_id, ids, ingest=ingest, progress=beat)
-        with ctx.catalog.session() as session:
-            tasks.complete_task(session, task_id, outcome.to_dict())
-    except BaseException as exc:  # noqa: BLE001 - a background run records its failure, never raises
-        log.warning("adding search candidates (task %s) ended: %r", task_id, exc)
-        try:
-            with ctx.catalog.session() as session:
-                state = (
-                    tasks.TaskStatus.CANCELLED if isinstance(exc, TaskCancelled) else tasks.TaskStatus.FAILED
-                )
-                tasks.end_task(session, task_id, state, f"{exc.__class__.__name__}: {exc}")
-        except LoraForgeError:
-            log.exception("could not record the end of task %s", task_id)
