@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 BUCKET_KIND = "bucket"
 WORK_STATUSES = ("pending", "kept")
+CROPPED_FOR = "cropped_for"
+"""Derivative params key: the matched face box a crop of several faces kept (None: no references then),
+or ONE_FACE when the picture had at most one face, so the references cannot change its crop."""
+ONE_FACE = "one face"
 
 
 @dataclass
@@ -36,10 +40,14 @@ class BucketRecord:
 
 
 def select_bucket_work(session: Session, dataset_id: str, params_hash: str) -> tuple[list[Item], int]:
-    """Items for pending or kept pictures with no derivative of these parameters, and how many have one."""
-    done = set(
-        session.scalars(
-            select(Derivative.image_id)
+    """Items for pending or kept pictures with no derivative of these parameters, and how many have one.
+
+    A derivative of a picture with several faces, cropped for another matched face than the current one
+    (reference faces set or changed since), is work again: the crop must now keep the person's face."""
+    made_for = {
+        image_id: (params or {}).get(CROPPED_FOR)
+        for image_id, params in session.execute(
+            select(Derivative.image_id, Derivative.params)
             .join(Image, Image.id == Derivative.image_id)
             .where(
                 Image.dataset_id == dataset_id,
@@ -47,11 +55,12 @@ def select_bucket_work(session: Session, dataset_id: str, params_hash: str) -> t
                 Derivative.params_hash == params_hash,
             )
         )
-    )
+    }
     images = dataset_images(session, dataset_id, statuses=WORK_STATUSES)
     dataset = session.get(Dataset, dataset_id)
-    todo = [image.id for image in images if image.id not in done]
-    identity_boxes = matched_face_boxes(session, dataset, todo) if dataset is not None else {}
+    identity_boxes = (
+        matched_face_boxes(session, dataset, [i.id for i in images]) if dataset is not None else {}
+    )
     items = [
         {
             "image_id": image.id,
@@ -62,9 +71,20 @@ def select_bucket_work(session: Session, dataset_id: str, params_hash: str) -> t
             "identity_box": identity_boxes.get(image.id),
         }
         for image in images
-        if image.id not in done
+        if image.id not in made_for or _stale(made_for[image.id], identity_boxes.get(image.id))
     ]
     return items, len(images) - len(items)
+
+
+def _stale(cropped_for: Any, identity_box: Sequence[float] | None) -> bool:
+    if cropped_for == ONE_FACE:
+        return False
+    return _box_key(cropped_for) != _box_key(identity_box)
+
+
+def _box_key(box: Sequence[float] | None) -> tuple[float, ...] | None:
+    """A face box as compared between runs (JSON round trips, tenths of a pixel)."""
+    return None if not box else tuple(round(float(v), 1) for v in box)
 
 
 def record_bucket(session: Session, stage: BucketStage, results: Sequence[Result]) -> BucketRecord:
@@ -95,20 +115,25 @@ def record_bucket(session: Session, stage: BucketStage, results: Sequence[Result
         image_id = result["image_id"]
         session.add_all(Face(image_id=image_id, detector=stage.detector, **face) for face in result["faces"])
         outcome = {key: result[key] for key in _OUTCOME_KEYS}
-        if image_id not in existing:
-            existing[image_id] = Derivative(
+        row = existing.get(image_id)
+        if row is None:
+            row = Derivative(
                 image_id=image_id,
                 kind=BUCKET_KIND,
                 target=stage.options.target,
-                object_key=result["derivative_key"],
-                box=result["box"],
-                width=result["bucket_width"],
-                height=result["bucket_height"],
                 params_hash=stage.params_hash,
-                # The outcome rides along so a later run with these parameters can restore the report.
-                params={**params, "outcome": outcome},
             )
-            session.add(existing[image_id])
+            session.add(row)
+            existing[image_id] = row
+        # A row of these parameters made again (a new matched face) takes the new crop: the object at its
+        # key was overwritten already.
+        row.object_key = result["derivative_key"]
+        row.box = result["box"]
+        row.width, row.height = result["bucket_width"], result["bucket_height"]
+        # The outcome rides along so a later run with these parameters can restore the report; the face
+        # it was cropped for tells select_bucket_work when the crop is stale.
+        cropped_for = result.get("identity_box") if len(result["faces"]) > 1 else ONE_FACE
+        row.params = {**params, "outcome": outcome, CROPPED_FOR: cropped_for}
         record.processed.append(image_id)
     _write_report_metadata(session, {image_id: row.params["outcome"] for image_id, row in existing.items()})
     session.flush()

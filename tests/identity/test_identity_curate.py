@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from loraforge.catalog import queries
-from loraforge.catalog.models import Dataset, ImageMetadata
+from loraforge.catalog.models import Dataset, Derivative, ImageMetadata
 from loraforge.errors import InvalidInput
 from loraforge.models.identity import DLIB_MODEL
 from loraforge.sources.staging import stage_sources
@@ -244,3 +244,48 @@ def test_the_crop_keeps_the_matching_face(ctx: Context, tmp_path: Path) -> None:
     assert len(results[0]["faces"]) == 2  # both are still recorded as faces
     with ctx.catalog.session() as session:
         record_bucket(session, stage, results)
+
+
+def test_a_crop_made_before_the_references_is_made_again_for_the_person(ctx: Context, tmp_path: Path) -> None:
+    folder, right_starts = write_photos(tmp_path / "photos")
+    dataset_id = ingest(ctx, folder)
+    curate(ctx, dataset_id)  # no references yet
+    stage = BucketStage(
+        store_config=ctx.store_config,
+        max_pixels=MAX_PIXELS,
+        dataset_id=dataset_id,
+        options=BucketConfig(target="sd15", buckets="512x512"),
+    )
+
+    def bucket() -> dict[str, dict[str, Any]]:
+        """What the bucket flow does, inline: the work it selects, cropped and recorded, by file name."""
+        with ctx.catalog.session() as session:
+            items, _ = select_bucket_work(session, dataset_id, stage.params_hash)
+        results = run_inline(stage, items)
+        assert all(result["error"] is None for result in results)
+        with ctx.catalog.session() as session:
+            record_bucket(session, stage, results)
+        return {result["filename"]: result for result in results}
+
+    first = bucket()
+    assert first["pair.jpg"]["identity_box"] is None and len(first["pair.jpg"]["faces"]) == 2
+    assert bucket() == {}  # nothing changed: nothing to do
+    # The references name the person the first crop left out.
+    kept_right = first["pair.jpg"]["box"][0] >= right_starts - 60
+    person = "astronaut" if kept_right else "grace_hopper"
+    reference = tmp_path / "ref.jpg"
+    reference.write_bytes(encode(portrait(person), "JPEG", quality=92))
+    set_references(ctx, dataset_id, reference)
+    curate(ctx, dataset_id)
+
+    again = bucket()
+    # Only the picture of several people is cropped again; one face crops the same whoever it is.
+    assert set(again) == {"pair.jpg"}
+    x0, _, x1, _ = again["pair.jpg"]["box"]
+    assert (x1 <= right_starts + 60) if kept_right else (x0 >= right_starts - 60)
+    with ctx.catalog.session() as session:
+        (row,) = session.scalars(
+            select(Derivative).where(Derivative.image_id == again["pair.jpg"]["image_id"])
+        ).all()
+        assert row.box == again["pair.jpg"]["box"]  # the row took the new crop, no second row
+    assert bucket() == {}
