@@ -61,6 +61,10 @@ def test_cards_carry_caption_issues_bucket_and_filter_by_each(client: TestClient
     ]
     assert by_id[second]["upscale"] == 1.5 and by_id[third]["bucket"] == "1216x832"
     assert by_id[fourth]["caption"] is None
+    # CLIP's own count: start and end markers plus "ohwx", "woman", ",", "a", "photo", "outdoors" (ohwx is
+    # one rare token of CLIP's vocabulary, which is why trainers use it as a trigger).
+    assert by_id[second]["caption_tokens"] == 8
+    assert by_id[fourth]["caption_tokens"] is None
 
     def ids(**params: str) -> list[str]:
         return [card["id"] for card in client.get(url, params=params).json()["data"]]

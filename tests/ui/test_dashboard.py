@@ -253,6 +253,7 @@ def test_pipeline_progress_statistics_and_exports_render(seeded: dict[str, str])
     app.sidebar.radio(key="nav").set_value("Statistics").run()
     assert not app.exception, [e.value for e in app.exception]
     assert {m.label: m.value for m in app.metric}["Pictures"] == "3"
+    assert any("Counted with CLIP's tokenizer" in c.value for c in app.caption)  # the API's real counts
     app.sidebar.radio(key="nav").set_value("Exports").run()
     assert [b.label for b in app.download_button] == ["Download zip"]
 

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from loraforge.captioning.tokens import clip_token_count
 from loraforge.catalog.models import Caption, Dataset, Image, ImageMetadata
 from loraforge.curation.registry import all_checks
 from loraforge.errors import InvalidInput
@@ -65,6 +66,9 @@ class CardPublic(Schema):
     height: int
     has_thumbnail: bool
     caption: str | None
+    caption_tokens: int | None = Field(
+        default=None, description="The caption's length in CLIP tokens, start and end included (of 77)."
+    )
     issues: list[str]
     bucket: str | None
     upscale: float | None = Field(description="How much the bucket enlarges the picture (1 = not at all).")
@@ -139,8 +143,13 @@ def read_cards(
     )
     cards = _cards(session, dataset)
     matching = [card for card in cards if _matches(card, criteria)]
+    # Token counts for the page only: a page is at most 500 captions, about 30 µs each.
+    page = [
+        card.model_copy(update={"caption_tokens": clip_token_count(card.caption)}) if card.caption else card
+        for card in matching[offset : offset + limit]
+    ]
     return CardsPublic(
-        data=matching[offset : offset + limit],
+        data=page,
         count=len(matching),
         issues=sorted({issue for card in cards for issue in card.issues}),
         buckets=sorted({card.bucket for card in cards if card.bucket}, key=_bucket_order),

@@ -12,8 +12,8 @@ import streamlit as st
 
 from services.ui.state import api
 
-CLIP_TOKENS = 75
-"""CLIP reads 77 tokens, two of which are its start and end markers."""
+CLIP_TOKENS = 77
+"""What CLIP's text encoder reads, its start and end markers included."""
 WORD_OR_MARK = re.compile(r"\w+|[^\w\s]")
 STATUS_HEX = {"pending": "#9ca3af", "kept": "#22c55e", "rejected": "#ef4444", "duplicate": "#f59e0b"}
 STATUS_SCALE = alt.Scale(domain=list(STATUS_HEX), range=list(STATUS_HEX.values()))
@@ -71,7 +71,7 @@ def show_stats(dataset: dict[str, Any]) -> None:
             "No buckets yet: run the bucket stage.",
         )
         st.subheader("Caption length")
-        show_caption_lengths(cards)
+        show_caption_lengths(cards, dataset.get("target_model"))
         st.subheader("Upscale factors")
         show_upscales(cards)
 
@@ -83,24 +83,27 @@ def _chart(frame: pd.DataFrame, chart: alt.Chart, empty: str) -> None:
         st.altair_chart(chart, width="stretch")
 
 
-def show_caption_lengths(cards: pd.DataFrame) -> None:
+def show_caption_lengths(cards: pd.DataFrame, target: str | None = None) -> None:
     captions = cards.dropna(subset=["caption"]).copy()
     if captions.empty:
         st.caption("No captions yet.")
         return
-    captions["tokens"] = captions["caption"].map(lambda text: len(WORD_OR_MARK.findall(text)))
+    if "caption_tokens" in captions:
+        captions["tokens"] = captions["caption_tokens"]  # CLIP's own count, made by the API
+        title, how = "CLIP tokens", "Counted with CLIP's tokenizer, start and end markers included."
+    else:  # an API older than caption_tokens
+        captions["tokens"] = captions["caption"].map(lambda text: len(WORD_OR_MARK.findall(text)) + 2)
+        title, how = "tokens (about)", "Words and punctuation are counted; CLIP splits rare words further."
     over = int((captions["tokens"] > CLIP_TOKENS).sum())
     bars = (
         alt.Chart(captions)
         .mark_bar()
-        .encode(x=alt.X("tokens:Q", bin=alt.Bin(maxbins=30), title="tokens (about)"), y="count():Q")
+        .encode(x=alt.X("tokens:Q", bin=alt.Bin(maxbins=30), title=title), y="count():Q")
     )
     limit = alt.Chart(pd.DataFrame({"tokens": [CLIP_TOKENS]})).mark_rule(color="#ef4444", strokeDash=[4, 4])
     st.altair_chart(bars + limit.encode(x="tokens:Q"), width="stretch")
-    st.caption(
-        f"Red line: CLIP's {CLIP_TOKENS + 2}-token limit. {over} caption(s) over it. Words and punctuation "
-        "are counted; CLIP's tokenizer splits rare words further, so real counts run a little higher."
-    )
+    flux = " Flux also reads the whole caption with T5 (512 tokens)." if target == "flux" else ""
+    st.caption(f"Red line: CLIP's {CLIP_TOKENS}-token limit. {over} caption(s) over it. {how}{flux}")
 
 
 def show_trigger_coverage(cards: pd.DataFrame, trigger: str | None) -> None:
