@@ -196,15 +196,19 @@ def run_sharded(
     stage: Stage,
     items: Sequence[Item],
     record: Recorder[R],
+    *,
+    done_before: int = 0,
     **options: Any,
 ) -> list[R]:
     """Run the stage over the items shard by shard; returns every recorder's result, in order.
 
     A shard still missing pictures after its last try (the object store down throughout) ends the run:
     IncompleteRun names them, and the pictures of later shards, which would meet the same store, are
-    not tried. What earlier shards and that shard's last try did is recorded.
+    not tried. What earlier shards and that shard's last try did is recorded. `done_before`: the run's
+    items an earlier pass finished (a second pass counts its progress on from there).
     """
-    shard_task = partial(call_task, run_shard.with_options(name=f"{run.kind}-shard"))
+    what = run.kind if stage.name == run.kind else f"{run.kind}-{stage.name}"  # e.g. curate-face-embed
+    shard_task = partial(call_task, run_shard.with_options(name=f"{what}-shard"))
     records: list[R] = []
     offset = 0
     for shard in shards(items, run.shard_size):
@@ -214,7 +218,7 @@ def run_sharded(
                 stage,
                 shard,
                 task_id=run.task_id,
-                offset=offset,
+                offset=done_before + offset,
                 record=record,
                 artifact_id=run.artifact_id,
                 **options,

@@ -1,4 +1,5 @@
-"""The `curate` flow: measure pictures lacking features on Ray by shard, then decide once in the driver."""
+"""The `curate` flow: measure pictures lacking features on Ray by shard (and, with reference faces, find
+the faces of those lacking vectors), then decide once in the driver."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows._common import LIFECYCLE_HOOKS, call_task, publish_table, run_sharded, tracked_run
+from flows._common import LIFECYCLE_HOOKS, TrackedRun, call_task, publish_table, run_sharded, tracked_run
 from loraforge.catalog.models import Dataset
 from loraforge.stages.context import open_context
 from loraforge.stages.curate import (
@@ -21,6 +22,7 @@ from loraforge.stages.curate import (
     select_curate_work,
     summary_rows,
 )
+from loraforge.stages.face_embed import FaceEmbedStage, record_face_embeddings, select_face_work
 from loraforge.stages.options import CurateOptions
 
 
@@ -60,6 +62,8 @@ def curate_flow(
         record = MeasureRecord()
         for shard_record in run_sharded(run, stage, items, record_features):
             record.merge(shard_record)
+        if config.identity is not None:
+            embed_faces(run, dataset_id, config.identity.model, done_before=len(items))
         summary = call_task(decide_dataset, dataset_id, config)
         result = {
             "target": config.target,
@@ -74,6 +78,20 @@ def curate_flow(
         run.complete(result)
     publish_summary_table(result)
     return {"task_id": run.task_id, **result}
+
+
+def embed_faces(run: TrackedRun, dataset_id: str, model: str, *, done_before: int) -> None:
+    """The identity filter's face vectors for the pictures lacking them, on the workers, so the decide
+    step only compares."""
+    with run.ctx.catalog.session() as session:
+        items = select_face_work(session, dataset_id, model)
+    if not items:
+        return
+    run.set_total(done_before + len(items))
+    stage = FaceEmbedStage(
+        store_config=run.ctx.store_config, max_pixels=run.ctx.settings.max_image_pixels, model=model
+    )
+    run_sharded(run, stage, items, record_face_embeddings, done_before=done_before)
 
 
 def publish_summary_table(result: dict[str, Any]) -> None:

@@ -30,23 +30,16 @@ from loraforge.imaging.decode import load_image
 from loraforge.models.faces import FaceBox
 from loraforge.models.identity import FaceEmbedder, FaceEmbedding
 from loraforge.stages.curate_records import _metadata, _upsert_metadata
+from loraforge.stages.face_embed import DETECT_DRAFT, FACE_EMBEDDINGS_KEY, embed_picture, faces_value
+from loraforge.stages.face_embed import default_embedder as default_embedder  # where callers look for it
 from loraforge.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
-FACE_EMBEDDINGS_KEY = "face_embeddings"
 IDENTITY_KEY = "identity"
 MAX_REFERENCES = 20
-DETECT_DRAFT = (1024, 1024)
-"""Decode size for face detection: JPEG draft() skips most of a 12 MP picture's pixels."""
 
 EmbedderFactory = Callable[[], FaceEmbedder]
-
-
-def default_embedder() -> FaceEmbedder:
-    from loraforge.models.identity import build_face_embedder
-
-    return build_face_embedder()
 
 
 @dataclass(frozen=True)
@@ -221,26 +214,13 @@ def face_embeddings(
     fresh: dict[str, Any] = {}
     for image in todo:
         try:
-            picture = load_image(store.get(image.object_key), max_pixels=max_pixels, draft_size=DETECT_DRAFT)
+            data = store.get(image.object_key)
+            faces = embed_picture(model_instance, data, (image.width, image.height), max_pixels=max_pixels)
         except (InvalidInput, NotFound) as exc:
             log.warning("no face vectors for %s: %s", image.original_filename, exc)
             continue
-        fx, fy = image.width / picture.width, image.height / picture.height
-        faces = [
-            FaceEmbedding(_scaled(face.box, fx, fy), face.vector)
-            for face in model_instance.embed_faces([picture])[0]
-        ]
         out[image.id] = faces
-        fresh[image.id] = {
-            "model": model,
-            "faces": [
-                {
-                    "bbox": [round(v, 1) for v in (f.box.x0, f.box.y0, f.box.x1, f.box.y1)],
-                    "vector": [round(float(x), 6) for x in f.vector],
-                }
-                for f in faces
-            ],
-        }
+        fresh[image.id] = faces_value(model, faces)
     _upsert_metadata(session, FACE_EMBEDDINGS_KEY, fresh)
     return out
 
@@ -302,7 +282,3 @@ def _saved(dataset: Dataset) -> dict[str, Any]:
 def _box(bbox: Sequence[float]) -> FaceBox:
     x0, y0, x1, y1 = (float(v) for v in bbox)
     return FaceBox(x0, y0, x1, y1, score=1.0)
-
-
-def _scaled(box: FaceBox, fx: float, fy: float) -> FaceBox:
-    return FaceBox(box.x0 * fx, box.y0 * fy, box.x1 * fx, box.y1 * fy, box.score)
