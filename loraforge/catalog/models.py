@@ -292,3 +292,15 @@ class SearchCandidate(Base):
     provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SearchPace(Base):
+    """When the next call to a provider may start, shared by every process of the deployment (API
+    workers, flow runs, the CLI): each call takes the next slot (loraforge.sources.search.pacing)."""
+
+    __tablename__ = "search_pacing"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    """`<provider>:api` or `<provider>:download`."""
+    next_at: Mapped[float] = mapped_column(Float, default=0.0)
+    """Unix time (seconds) before which no further call may start."""

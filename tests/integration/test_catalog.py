@@ -64,9 +64,9 @@ def test_migrations_create_every_table(catalog: Catalog) -> None:
         "trainings",
         "alembic_version",
     } <= tables
-    assert current_revision(catalog.engine) == "0005_search"
+    assert current_revision(catalog.engine) == "0006_search_pacing"
     upgrade(catalog.engine)  # a second upgrade is a no-op
-    assert current_revision(catalog.engine) == "0005_search"
+    assert current_revision(catalog.engine) == "0006_search_pacing"
 
 
 def test_same_bytes_enter_a_dataset_once(catalog: Catalog) -> None:

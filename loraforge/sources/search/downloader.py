@@ -4,6 +4,7 @@ sha256 against the dataset and staged in object storage as one upload batch for 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from sqlalchemy import select
 
@@ -15,6 +16,7 @@ from loraforge.imaging.hashes import sha256_hex
 from loraforge.sources.search import records
 from loraforge.sources.search.base import Candidate
 from loraforge.sources.search.http import ApiClient, ProviderError, user_agent
+from loraforge.sources.search.pacing import CatalogPacer
 from loraforge.sources.search.records import Status
 from loraforge.sources.search.registry import base_url, get_provider
 from loraforge.sources.search.request import Context, Progress, ProviderOutcome
@@ -23,7 +25,11 @@ from loraforge.storage.keys import upload_key
 DOWNLOAD_INTERVAL_S = 0.25
 
 
-def api_client(ctx: Context, name: str, *, key: str | None, interval_s: float) -> ApiClient:
+def api_client(
+    ctx: Context, name: str, *, key: str | None, interval_s: float, purpose: Literal["api", "download"]
+) -> ApiClient:
+    """The client of one provider, paced with every other process of the deployment: its API calls and
+    its picture downloads keep separate paces."""
     settings = ctx.settings
     return ApiClient(
         provider=name,
@@ -34,6 +40,7 @@ def api_client(ctx: Context, name: str, *, key: str | None, interval_s: float) -
         max_retries=settings.search_max_retries,
         max_wait_s=settings.search_max_wait_s,
         api_key=key,
+        pacer=CatalogPacer(ctx.catalog, f"{name}:{purpose}"),
     )
 
 
@@ -68,7 +75,7 @@ def download_candidates(
         client = clients.get(name)
         if client is None:
             interval = min(get_provider(name).min_interval_s, DOWNLOAD_INTERVAL_S)
-            client = clients[name] = api_client(ctx, name, key=None, interval_s=interval)
+            client = clients[name] = api_client(ctx, name, key=None, interval_s=interval, purpose="download")
         status, reason, sha = _download_one(ctx, client, candidate, dataset_id, batch, index, known)
         with ctx.catalog.session() as session:
             row = session.get(SearchCandidate, row_id)

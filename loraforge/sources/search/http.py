@@ -44,6 +44,10 @@ _RETRY_STATUSES = (429, 503)
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 
+Pacer = Callable[[float], float]
+"""pacer(interval_s) -> seconds to wait before the call it reserved a slot for (pacing.CatalogPacer)."""
+
+
 class ProviderError(LoraForgeError):
     """A provider could not be searched (unreachable, too slow, refusing, answering garbage): that
     provider stops, the others go on."""
@@ -71,7 +75,8 @@ class Response:
 
 @dataclass
 class ApiClient:
-    """Calls one provider, politely: at most one call per `min_interval_s`, Retry-After honoured."""
+    """Calls one provider, politely: at most one call per `min_interval_s` (across processes with a
+    pacer), Retry-After honoured."""
 
     provider: str
     base_url: str
@@ -85,6 +90,8 @@ class ApiClient:
     resolver: Resolver = socket.getaddrinfo
     ssl_context: ssl.SSLContext | None = None
     sleep: Callable[[float], None] = time.sleep
+    pacer: Pacer | None = None
+    """Shares the pace with every other process (pacing.CatalogPacer); None: this client's calls only."""
     _last_call: float = field(default=0.0, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     waited_s: float = field(default=0.0, init=False)
@@ -143,7 +150,10 @@ class ApiClient:
 
     def _pace(self) -> None:
         with self._lock:
-            wait = self._last_call + self.min_interval_s - time.monotonic()
+            if self.pacer is not None:
+                wait = self.pacer(self.min_interval_s)
+            else:
+                wait = self._last_call + self.min_interval_s - time.monotonic()
             if wait > 0:
                 self.waited_s += wait
                 self.sleep(wait)

@@ -69,7 +69,7 @@ def _search_provider(
             f"{name} gives no licence, so the licence filter ({', '.join(sorted(request.licences))}) "
             "would refuse every picture: search it without --licence"
         )
-    client = api_client(ctx, name, key=key, interval_s=provider.min_interval_s)
+    client = api_client(ctx, name, key=key, interval_s=provider.min_interval_s, purpose="api")
     terms = SearchTerms(request.query, page_size=min(request.limit, 100), licences=request.licences)
     with ctx.catalog.session() as session:
         cursor, exhausted = records.load_cursor(session, query_id, name)
