@@ -33,8 +33,8 @@ def search_add_flow(
 
         def ingest(batch: str) -> dict[str, Any]:
             # A sub-run with its own task row, as a build's stages are.
-            options = IngestOptions(upload_batch=batch)
-            return run_flow(ingest_flow, dataset_id, options, parent_id=run.task_id)  # type: ignore[no-any-return]
+            staged = IngestOptions(upload_batch=batch)
+            return run_flow(ingest_flow, dataset_id, staged, parent_id=run.task_id)  # type: ignore[no-any-return]
 
         outcome = add_candidates(
             run.ctx, dataset_id, options.search_id, options.candidate_ids, ingest=ingest, progress=progress
