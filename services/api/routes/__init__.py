@@ -9,6 +9,7 @@ from services.api.deps import authorize
 from services.api.routes import (
     bulk,
     captions,
+    cards,
     datasets,
     exports,
     health,
@@ -28,7 +29,19 @@ def build_api_router() -> APIRouter:
     api_router = APIRouter()
     api_router.include_router(health.router)
     protected = APIRouter(dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
-    for module in (workspaces, datasets, images, captions, tasks, runs, exports, trainings, bulk, identity):
+    for module in (
+        workspaces,
+        datasets,
+        images,
+        captions,
+        tasks,
+        runs,
+        exports,
+        trainings,
+        cards,
+        bulk,
+        identity,
+    ):
         protected.include_router(module.router)
     protected.include_router(search.router)
     api_router.include_router(protected)
