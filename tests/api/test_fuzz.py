@@ -83,6 +83,7 @@ def _fuzz(stack_env: dict[str, str], tmp_path: Path, replicate: FakeReplicate) -
         )
 
         report = fuzz.stdout[-6000:] + fuzz.stderr[-2000:]
+        print(fuzz.stdout[-2500:])  # schemathesis's summary, shown with `pytest -s`
         assert fuzz.returncode == 0, report
         assert (
             "Test cases:" in fuzz.stdout
