@@ -84,3 +84,28 @@ def test_two_clients_keep_one_pace_against_the_provider(
     assert len(started) == 6 and len(fakes["openverse"].requests) >= 6
     # Six calls one pace apart take at least five intervals, though each client made only three.
     assert max(started) - begin >= 5 * 0.25 - 0.05
+
+
+def test_a_retry_after_holds_back_every_client(
+    search_env: dict[str, str], fakes: dict[str, FakeProvider], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loraforge.config import get_settings
+
+    monkeypatch.setenv("LORAFORGE_SEARCH_MIN_INTERVAL_S", "0.05")
+    get_settings.cache_clear()
+    ctx = open_context()
+    ctx.catalog.ensure_schema()
+    first, second = (api_client(ctx, "openverse", key=None, interval_s=1.0, purpose="api") for _ in range(2))
+    openverse = fakes["openverse"]
+    openverse.retry_after, openverse.throttle = "2", 1
+    query = {"q": "hopper", "page": 1, "page_size": 5}
+    waiting = threading.Thread(target=first.get_json, args=("/v1/images/", query))
+    waiting.start()
+    deadline = time.monotonic() + 30
+    while openverse.throttle and time.monotonic() < deadline:  # until the 429 went out
+        time.sleep(0.01)
+    answered_429 = time.monotonic()
+    second.get_json("/v1/images/", query)  # another worker's client, which never saw the 429
+    assert time.monotonic() - answered_429 >= 2 - 0.1  # it waited for the Retry-After all the same
+    waiting.join(timeout=30)
+    assert first.waited_s >= 2

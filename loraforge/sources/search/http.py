@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import httpcore
@@ -44,8 +44,14 @@ _RETRY_STATUSES = (429, 503)
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 
-Pacer = Callable[[float], float]
-"""pacer(interval_s) -> seconds to wait before the call it reserved a slot for (pacing.CatalogPacer)."""
+class Pacer(Protocol):
+    """A pace shared beyond one client (pacing.CatalogPacer)."""
+
+    def __call__(self, interval_s: float) -> float:
+        """Reserve the next call's slot; the seconds to wait for it."""
+
+    def hold(self, seconds: float) -> None:
+        """Nobody's next call starts before `seconds` from now (the provider's Retry-After)."""
 
 
 class ProviderError(LoraForgeError):
@@ -142,6 +148,8 @@ class ApiClient:
                 )
             if attempt == self.max_retries:
                 break
+            if self.pacer is not None:
+                self.pacer.hold(wait)  # the provider meant every client of the deployment
             self.waited_s += wait
             self.sleep(wait)
         raise RateLimited(

@@ -24,8 +24,8 @@ from loraforge.catalog.models import SearchPace
 
 @dataclass
 class CatalogPacer:
-    """Reserves `key`'s slots in the catalog's search_pacing table (one row per provider and purpose);
-    an http.Pacer."""
+    """Reserves `key`'s slots in the catalog's search_pacing table (one row per provider and purpose), and
+    holds them all back when the provider asks to wait; an http.Pacer."""
 
     catalog: Catalog
     key: str
@@ -49,6 +49,24 @@ class CatalogPacer:
                     next_at = self._reserve(session, now, interval_s)
                     assert next_at is not None
         return next_at - interval_s
+
+    def hold(self, seconds: float) -> None:
+        """No call of any process starts before `seconds` from now: a provider's Retry-After, which it
+        meant for every client of this deployment, not only the one it answered."""
+        until = self.clock() + seconds
+        with self.catalog.session() as session:
+            statement = (
+                update(SearchPace)
+                .where(SearchPace.key == self.key)
+                .values(next_at=case((SearchPace.next_at > until, SearchPace.next_at), else_=until))
+            )
+            if session.execute(statement).rowcount == 0:  # type: ignore[attr-defined]
+                session.add(SearchPace(key=self.key, next_at=until))
+                try:
+                    session.commit()
+                except IntegrityError:  # made meanwhile by another process: hold it there
+                    session.rollback()
+                    session.execute(statement)
 
     def _reserve(self, session: Session, now: float, interval_s: float) -> float | None:
         statement = (
