@@ -64,15 +64,4 @@ def test_face_vectors_are_found_on_the_workers(
 
 def shard_task_names(task_id: str) -> set[str]:
     """The names of the Prefect task runs of the curate run (each shard's name ends in -shard-<n>)."""
-    import uuid
-
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with open_context().catalog.session() as session:
-        task = session.get(Task, task_id)
-        assert task is not None and task.orchestrator_run_id
-        run_id = uuid.UUID(task.orchestrator_run_id)
-    with get_client(sync_client=True) as client:
-        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
-    return {run.name.rsplit("-", 1)[0] for run in task_runs}
+    return {run.name.rsplit("-", 1)[0] for run in runs.prefect_task_runs(task_id)}

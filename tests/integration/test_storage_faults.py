@@ -10,7 +10,6 @@ are made small so the tests take seconds.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,16 +90,7 @@ def originals_put(env: dict[str, str]) -> bytes:
 
 def shard_run_counts(task_id: str) -> list[int]:
     """How many times Prefect ran each shard task of the run (1: never retried)."""
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with open_context().catalog.session() as session:
-        task = session.get(Task, task_id)
-        assert task is not None and task.orchestrator_run_id
-        run_id = uuid.UUID(task.orchestrator_run_id)
-    with get_client(sync_client=True) as client:
-        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
-    return [run.run_count for run in task_runs if "shard" in run.name]
+    return [run.run_count for run in runs.prefect_task_runs(task_id) if "shard" in run.name]
 
 
 def catalog_rows() -> list[Image]:

@@ -62,3 +62,20 @@ def build(dataset: str = "alice", out: str | None = None, **options: Any) -> dic
         dataset, create=True, trigger=built.trigger, class_word=built.class_word, target=built.target
     )
     return build_dataset_flow(ident, built, out=out)
+
+
+def prefect_task_runs(task_id: str) -> list[Any]:
+    """The Prefect task runs of the flow run that carried a LoRA Forge task (its orchestrator_run_id)."""
+    import uuid
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from loraforge.catalog.models import Task
+
+    with open_context().catalog.session() as session:
+        task = session.get(Task, task_id)
+        assert task is not None and task.orchestrator_run_id
+        run_id = uuid.UUID(task.orchestrator_run_id)
+    with get_client(sync_client=True) as client:
+        return list(client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))))
